@@ -1,0 +1,21 @@
+"""Telling every /faces client about a new detection, through the channel layer."""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from detection.models import Detection
+from detection.serializers import DetectionSerializer
+
+FACES_GROUP = "faces"
+logger = logging.getLogger(__name__)
+
+
+def broadcast_detection_created(detection: Detection) -> None:
+    """Send the detection to the group; a broken channel layer must not fail the upload."""
+    message = {"type": "detection.created", "detection": DetectionSerializer(detection).data}
+    try:
+        async_to_sync(get_channel_layer().group_send)(FACES_GROUP, message)
+    except Exception:
+        logger.exception("broadcast of detection %s failed", detection.id)

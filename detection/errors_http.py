@@ -1,0 +1,89 @@
+"""The one place where failures become JSON error responses.
+
+Every error, ours or the framework's, has the shape {"error": {"code": ..., "message": ...}}.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from detection.errors import (
+    CorruptImage,
+    DetectionError,
+    ImageEmpty,
+    ImageMissing,
+    ImageTooLarge,
+    InvalidParameter,
+    UnsupportedImageFormat,
+)
+
+STATUS_BY_ERROR: dict[type[DetectionError], int] = {
+    ImageMissing: 400,
+    ImageEmpty: 400,
+    CorruptImage: 400,
+    InvalidParameter: 400,
+    ImageTooLarge: 413,
+    UnsupportedImageFormat: 415,
+}
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def _validation_message(detail: object) -> str:
+    if isinstance(detail, dict):
+        return " ".join(f"{field}: {_validation_message(errors)}" for field, errors in detail.items())
+    if isinstance(detail, list):
+        return " ".join(_validation_message(item) for item in detail)
+    return str(detail)
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's EXCEPTION_HANDLER. Returning None lets DRF re-raise: a real bug, logged as a 500."""
+    if isinstance(exc, DetectionError):
+        return Response(error_body(exc.code, exc.message), status=STATUS_BY_ERROR[type(exc)])
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, exceptions.ValidationError):
+        return Response(error_body(InvalidParameter.code, _validation_message(exc.detail)), status=400)
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        message = (
+            f"{exc.detail} Send the photo as multipart/form-data in the field 'image', "
+            "or as the raw body with an image/* Content-Type."
+        )
+        return Response(error_body("unsupported_media_type", message), status=exc.status_code)
+    if isinstance(exc, exceptions.APIException):
+        headers = {}
+        if isinstance(exc, exceptions.MethodNotAllowed):
+            headers["Allow"] = ", ".join(context["view"].allowed_methods)
+        return Response(error_body(exc.default_code, str(exc.detail)), status=exc.status_code, headers=headers)
+    return None
+
+
+# Django's own error views (URLs outside DRF), wired as handler400/403/404/500 in facesite.urls.
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> JsonResponse:
+    return JsonResponse(error_body("bad_request", "The request is malformed."), status=400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> JsonResponse:
+    return JsonResponse(error_body("permission_denied", "You may not do this."), status=403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> JsonResponse:
+    return JsonResponse(error_body("not_found", f"Nothing is at {request.path}."), status=404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        error_body("server_error", "The server failed to handle this request; it has been logged."), status=500
+    )
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    return JsonResponse(error_body("csrf_failed", f"CSRF verification failed: {reason}"), status=403)

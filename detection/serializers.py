@@ -1,0 +1,92 @@
+"""The JSON contract of a detection, shared by the REST API and the /faces websocket."""
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from detection.models import Detection
+
+# Rendered as paths; each client gets them made absolute with the base URL it used to reach us.
+URL_FIELDS = ("url", "original_url", "detail_url")
+
+
+def with_base_url(payload: dict, base_url: str) -> dict:
+    return {**payload, **{field: base_url + payload[field] for field in URL_FIELDS}}
+
+
+class BoxSerializer(serializers.Serializer):
+    x = serializers.IntegerField()
+    y = serializers.IntegerField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+
+
+class FaceSerializer(serializers.Serializer):
+    box = BoxSerializer()
+    confidence = serializers.FloatField(help_text="In (0, 1].")
+    landmarks = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+        help_text="Five [x, y] points: right eye, left eye, nose tip, right and left mouth corners.",
+    )
+
+
+class DetectorSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.CharField()
+
+
+class DetectionSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="Absolute URL of the annotated image.")
+    original_url = serializers.SerializerMethodField(help_text="Absolute URL of the original upload.")
+    detail_url = serializers.SerializerMethodField(help_text="Absolute URL of this detection's JSON.")
+    faces = FaceSerializer(many=True, help_text="Most confident first.")
+    detector = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Detection
+        fields = [
+            "id",
+            "url",
+            "original_url",
+            "detail_url",
+            "width",
+            "height",
+            "face_count",
+            "faces",
+            "created_at",
+            "detector",
+        ]
+
+    @extend_schema_field(serializers.URLField())
+    def get_url(self, detection: Detection) -> str:
+        return detection.annotated.url
+
+    @extend_schema_field(serializers.URLField())
+    def get_original_url(self, detection: Detection) -> str:
+        return detection.original.url
+
+    @extend_schema_field(serializers.URLField())
+    def get_detail_url(self, detection: Detection) -> str:
+        return reverse("detection-detail", kwargs={"detection_id": detection.id})
+
+    @extend_schema_field(DetectorSerializer())
+    def get_detector(self, detection: Detection) -> dict:
+        return {"name": detection.detector_name, "version": detection.detector_version}
+
+
+class DetectionUploadSerializer(serializers.Serializer):
+    """The upload's fields, also accepted in the query string (for raw-body uploads)."""
+
+    image = serializers.FileField(help_text="The photo: JPEG, PNG, WebP, BMP, TIFF or GIF (first frame).")
+    min_confidence = serializers.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=1.0,
+        help_text="Report only faces at least this confident (0-1). Default: the server's DETECTOR_MIN_CONFIDENCE.",
+    )
+
+
+class DetectionParamsSerializer(DetectionUploadSerializer):
+    """What the view validates: the image itself is checked by decoding it."""
+
+    image = None

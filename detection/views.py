@@ -1,0 +1,185 @@
+"""HTTP views: thin wrappers around services and selectors. No OpenCV here."""
+
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.storage import default_storage
+from django.http import FileResponse, HttpResponseBase
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date
+from django.views.generic import TemplateView
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.generics import GenericAPIView
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from detection.errors import ImageMissing
+from detection.health import readiness
+from detection.imaging import CONTENT_TYPE_BY_EXTENSION
+from detection.parsers import ImageBodyParser, too_many_bytes
+from detection.selectors import detection_get, detection_list
+from detection.serializers import (
+    DetectionParamsSerializer,
+    DetectionSerializer,
+    DetectionUploadSerializer,
+    with_base_url,
+)
+from detection.services import detection_create
+
+# Room for the multipart boundaries and headers around the image itself.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+MEDIA_CACHE_SECONDS = 365 * 24 * 3600
+
+ERROR_SCHEMA = inline_serializer(
+    "Error",
+    {"error": inline_serializer("ErrorDetail", {"code": serializers.CharField(), "message": serializers.CharField()})},
+)
+
+
+def request_base_url(request: Request) -> str:
+    return settings.PUBLIC_URL or request.build_absolute_uri("/").rstrip("/")
+
+
+def _uploaded_image(request: Request) -> bytes:
+    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    if declared > settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES:
+        raise too_many_bytes(declared)
+    upload = request.FILES.get("image")
+    if upload is None:
+        raise ImageMissing(
+            "No image was sent. Send the photo as the multipart field 'image' (curl -F image=@photo.jpg) "
+            "or as the raw body with an image/* Content-Type."
+        )
+    if upload.size > settings.MAX_UPLOAD_BYTES:
+        raise too_many_bytes(upload.size)
+    return upload.read()
+
+
+class DetectionPagination(PageNumberPagination):
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+class DetectionListCreateView(GenericAPIView):
+    serializer_class = DetectionSerializer
+    pagination_class = DetectionPagination
+    parser_classes = [MultiPartParser, FormParser, ImageBodyParser]
+
+    @extend_schema(summary="Recent detections, newest first")
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(detection_list())
+        base_url = request_base_url(request)
+        items = [with_base_url(item, base_url) for item in DetectionSerializer(page, many=True).data]
+        return self.get_paginated_response(items)
+
+    @extend_schema(
+        summary="Detect the faces in a photo",
+        description="Stores the photo and a copy with every face boxed, and announces it on the /faces websocket. "
+        "Send the photo as the multipart field `image`, or as the raw body with an `image/*` Content-Type "
+        "(then `min_confidence` goes in the query string).",
+        parameters=[DetectionParamsSerializer],
+        request={"multipart/form-data": DetectionUploadSerializer, "image/*": OpenApiTypes.BINARY},
+        responses={
+            201: DetectionSerializer,
+            400: OpenApiResponse(ERROR_SCHEMA, description="No image, empty, corrupt, or a bad parameter."),
+            413: OpenApiResponse(ERROR_SCHEMA, description="Too many bytes or pixels."),
+            415: OpenApiResponse(ERROR_SCHEMA, description="Not an image in a supported format."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        image_bytes = _uploaded_image(request)
+        params = DetectionParamsSerializer(data={**request.query_params.dict(), **request.data.dict()})
+        params.is_valid(raise_exception=True)
+        detection = detection_create(image_bytes=image_bytes, **params.validated_data)
+        body = with_base_url(DetectionSerializer(detection).data, request_base_url(request))
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["detail_url"]})
+
+
+class DetectionDetailView(APIView):
+    @extend_schema(summary="One detection", responses={200: DetectionSerializer, 404: ERROR_SCHEMA})
+    def get(self, request: Request, detection_id: uuid.UUID) -> Response:
+        detection = detection_get(detection_id=detection_id)
+        if detection is None:
+            raise NotFound(f"No detection has the id {detection_id}.")
+        return Response(with_base_url(DetectionSerializer(detection).data, request_base_url(request)))
+
+
+class IgnoreClientContentNegotiation(BaseContentNegotiation):
+    """Image responses are what they are, whatever the Accept header asks for."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class MediaFileView(APIView):
+    """Serves stored images (also with DEBUG off). Their paths are unique, so they never change."""
+
+    content_negotiation_class = IgnoreClientContentNegotiation
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, path: str) -> HttpResponseBase:
+        try:
+            size = default_storage.size(path)
+            modified = default_storage.get_modified_time(path)
+            image = default_storage.open(path, "rb")
+        except (OSError, SuspiciousFileOperation):
+            raise NotFound(f"No file is stored at {request.path}.") from None
+        etag = f'"{size:x}-{int(modified.timestamp() * 1_000_000):x}"'
+        last_modified = int(modified.timestamp())
+        not_modified = get_conditional_response(request, etag=etag, last_modified=last_modified)
+        if not_modified is not None:
+            image.close()
+            return not_modified
+        extension = path.rsplit(".", 1)[-1].lower()
+        response = FileResponse(
+            image, content_type=CONTENT_TYPE_BY_EXTENSION.get(extension, "application/octet-stream")
+        )
+        response["ETag"] = etag
+        response["Last-Modified"] = http_date(last_modified)
+        response["Cache-Control"] = f"public, max-age={MEDIA_CACHE_SECONDS}, immutable"
+        return response
+
+
+class HealthzView(APIView):
+    @extend_schema(
+        summary="The process is alive",
+        responses={200: inline_serializer("Health", {"status": serializers.CharField()})},
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
+class ReadyzView(APIView):
+    @extend_schema(
+        summary="Database, media storage, channel layer and detector all work",
+        responses={
+            (200, "application/json"): inline_serializer(
+                "Readiness",
+                {"status": serializers.CharField(), "checks": serializers.DictField(child=serializers.CharField())},
+            ),
+            503: OpenApiResponse(description="At least one check failed; `checks` says which."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        checks = readiness()
+        ready = all(outcome == "ok" for outcome in checks.values())
+        return Response(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+
+class IndexView(TemplateView):
+    template_name = "detection/index.html"

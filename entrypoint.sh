@@ -1,0 +1,18 @@
+#!/bin/sh
+# Starts the server: migrate, collect static files, then Daphne on 0.0.0.0:$PORT (8282).
+# The Docker image's entrypoint, and what `make run` calls: it runs the same inside and outside a container.
+set -eu
+cd "$(dirname "$0")"
+PYTHON="${PYTHON:-python}"
+PORT="${PORT:-8282}"
+HOST="${HOST:-0.0.0.0}"
+
+"$PYTHON" manage.py migrate --noinput
+"$PYTHON" manage.py collectstatic --noinput --verbosity 0
+
+echo "Face detection server on port $PORT:"
+echo "  page        http://localhost:$PORT/"
+echo "  API docs    http://localhost:$PORT/api/docs/"
+echo "  upload      curl -F image=@photo.jpg http://localhost:$PORT/image"
+echo "  websocket   ws://localhost:$PORT/faces"
+exec "$PYTHON" -m daphne --bind "$HOST" --port "$PORT" --proxy-headers facesite.asgi:application

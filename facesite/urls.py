@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from detection import views
+
+urlpatterns = [
+    path("", views.IndexView.as_view(), name="index"),
+    re_path(r"^image/?$", views.DetectionListCreateView.as_view(), name="detection-list"),
+    path("image/<uuid:detection_id>", views.DetectionDetailView.as_view(), name="detection-detail"),
+    path("media/<path:path>", views.MediaFileView.as_view(), name="media"),
+    path("healthz", views.HealthzView.as_view(), name="healthz"),
+    path("readyz", views.ReadyzView.as_view(), name="readyz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "detection.errors_http.bad_request"
+handler403 = "detection.errors_http.permission_denied"
+handler404 = "detection.errors_http.page_not_found"
+handler500 = "detection.errors_http.server_error"
