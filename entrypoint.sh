@@ -15,4 +15,4 @@ echo "  page        http://localhost:$PORT/"
 echo "  API docs    http://localhost:$PORT/api/docs/"
 echo "  upload      curl -F image=@photo.jpg http://localhost:$PORT/image"
 echo "  websocket   ws://localhost:$PORT/faces"
-exec "$PYTHON" -m daphne --bind "$HOST" --port "$PORT" --proxy-headers facesite.asgi:application
+exec "$PYTHON" -m daphne --bind "$HOST" --port "$PORT" facesite.asgi:application

@@ -74,7 +74,7 @@ class DetectionListCreateView(GenericAPIView):
     pagination_class = DetectionPagination
     parser_classes = [MultiPartParser, FormParser, ImageBodyParser]
 
-    @extend_schema(summary="Recent detections, newest first")
+    @extend_schema(operation_id="detections_list", summary="Recent detections, newest first")
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(detection_list())
         base_url = request_base_url(request)
@@ -82,6 +82,7 @@ class DetectionListCreateView(GenericAPIView):
         return self.get_paginated_response(items)
 
     @extend_schema(
+        operation_id="detections_create",
         summary="Detect the faces in a photo",
         description="Stores the photo and a copy with every face boxed, and announces it on the /faces websocket. "
         "Send the photo as the multipart field `image`, or as the raw body with an `image/*` Content-Type "
@@ -105,7 +106,11 @@ class DetectionListCreateView(GenericAPIView):
 
 
 class DetectionDetailView(APIView):
-    @extend_schema(summary="One detection", responses={200: DetectionSerializer, 404: ERROR_SCHEMA})
+    @extend_schema(
+        operation_id="detections_retrieve",
+        summary="One detection",
+        responses={200: DetectionSerializer, 404: ERROR_SCHEMA},
+    )
     def get(self, request: Request, detection_id: uuid.UUID) -> Response:
         detection = detection_get(detection_id=detection_id)
         if detection is None:

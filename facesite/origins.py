@@ -13,10 +13,11 @@ class BrowserOriginValidator(OriginValidator):
     """
 
     def __init__(self, application: object) -> None:
-        allowed = list(settings.ALLOWED_HOSTS)
-        if settings.DEBUG and not allowed:
-            allowed = ["localhost", "127.0.0.1", "[::1]"]
-        super().__init__(application, allowed)
+        super().__init__(application, allowed_origins=[])  # read from settings on each handshake
 
     def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
-        return parsed_origin is None or self.validate_origin(parsed_origin)
+        if parsed_origin is None:
+            return True
+        return any(
+            pattern == "*" or self.match_allowed_origin(parsed_origin, pattern) for pattern in settings.ALLOWED_HOSTS
+        )

@@ -8,6 +8,7 @@ import dj_database_url
 
 from facesite.env import env_bool, env_float, env_int, env_list, env_str
 from facesite.hosts import machine_hosts
+from facesite.layers import channel_layers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -88,28 +89,7 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        # redis-py 8 defaults to a 5 s socket timeout, which aborts the layer's
-                        # blocking receive and drops every websocket with 1011 after ~5 s.
-                        "socket_timeout": None,
-                        "socket_connect_timeout": 5,
-                        # redis-py 8 caps an async pool at 100 connections by default.
-                        "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000),
-                    }
-                ],
-            },
-        }
-    }
-else:
-    # One process: messages stay inside it (the embedded default).
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CHANNEL_LAYERS = channel_layers(REDIS_URL, max_connections=env_int("REDIS_MAX_CONNECTIONS", 1000))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -155,6 +135,8 @@ SPECTACULAR_SETTINGS = {
     "pushed to every client of the websocket /faces.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request components, so file fields are documented as binary uploads.
+    "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -1,12 +1,12 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from detection import views
 
 urlpatterns = [
     path("", views.IndexView.as_view(), name="index"),
-    re_path(r"^image/?$", views.DetectionListCreateView.as_view(), name="detection-list"),
+    path("image", views.DetectionListCreateView.as_view(), name="detection-list"),
     path("image/<uuid:detection_id>", views.DetectionDetailView.as_view(), name="detection-detail"),
     path("media/<path:path>", views.MediaFileView.as_view(), name="media"),
     path("healthz", views.HealthzView.as_view(), name="healthz"),

@@ -1,0 +1,70 @@
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from skimage import data
+
+# Redis for the channel-layer tests: a database of its own, so a developer's data is safe.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+# A hand-labelled box around the astronaut's face in skimage's 512x512 astronaut photo.
+ASTRONAUT_FACE = (175, 55, 100, 130)  # x, y, width, height
+
+
+def encode(image: Image.Image, image_format: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path: Path) -> Path:
+    """Each test stores its uploads in a folder of its own."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> Image.Image:
+    return Image.fromarray(data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def astronaut_jpeg(astronaut: Image.Image) -> bytes:
+    return encode(astronaut, "JPEG", quality=92)
+
+
+@pytest.fixture(scope="session")
+def coffee_png() -> bytes:
+    """A real photo without a face."""
+    return encode(Image.fromarray(data.coffee()), "PNG")
+
+
+def stored_files(media_root: Path) -> list[Path]:
+    return sorted(path for path in media_root.rglob("*") if path.is_file()) if media_root.exists() else []
+
+
+def overlap(box: dict, reference: tuple[int, int, int, int]) -> float:
+    """Intersection over union of a response box and an (x, y, w, h) tuple."""
+    x, y, width, height = reference
+    left, top = max(box["x"], x), max(box["y"], y)
+    right = min(box["x"] + box["width"], x + width)
+    bottom = min(box["y"] + box["height"], y + height)
+    intersection = max(0, right - left) * max(0, bottom - top)
+    return intersection / (box["width"] * box["height"] + width * height - intersection)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis; required in CI, where a missing Redis must fail the run rather than skip."""
+    import redis
+
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.exceptions.ConnectionError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is required in CI and is not reachable at {TEST_REDIS_URL}: {error}")
+        pytest.skip(f"no Redis at {TEST_REDIS_URL}")
+    return TEST_REDIS_URL

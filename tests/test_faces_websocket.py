@@ -1,0 +1,135 @@
+"""The /faces websocket: every upload reaches every connected client."""
+
+import asyncio
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from facesite.asgi import application
+from facesite.layers import channel_layers
+
+# on_commit callbacks (the broadcast) only run when a transaction really commits.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def client_for(origin: bytes | None = None, host: bytes = b"testserver") -> WebsocketCommunicator:
+    headers = [(b"host", host)] + ([(b"origin", origin)] if origin else [])
+    return WebsocketCommunicator(application, "/faces", headers=headers)
+
+
+@sync_to_async
+def upload(content: bytes) -> dict:
+    response = APIClient().post("/image", {"image": SimpleUploadedFile("p", content)}, format="multipart")
+    assert response.status_code == 201
+    return response.json()
+
+
+async def assert_broadcast_reaches(clients: list[WebsocketCommunicator], content: bytes) -> None:
+    for client in clients:
+        connected, _ = await client.connect()
+        assert connected
+    body = await upload(content)
+    for client in clients:
+        message = await client.receive_json_from(timeout=5)
+        assert message == {"type": "detection.created", **body}
+    for client in clients:
+        await client.disconnect()
+
+
+async def test_it_sends_each_upload_to_every_client(astronaut_jpeg, coffee_png):
+    clients = [client_for(), client_for()]
+    for client in clients:
+        assert (await client.connect())[0]
+
+    with_face = await upload(astronaut_jpeg)
+    without_face = await upload(coffee_png)
+
+    for client in clients:
+        assert (await client.receive_json_from(timeout=5))["url"] == with_face["url"]
+        assert (await client.receive_json_from(timeout=5))["url"] == without_face["url"]
+        await client.disconnect()
+
+
+async def test_the_message_carries_the_same_fields_as_the_upload_answer(astronaut_jpeg):
+    await assert_broadcast_reaches([client_for()], astronaut_jpeg)
+
+
+async def test_urls_use_the_host_each_client_connected_to(coffee_png):
+    lan_client = client_for(host=b"192.0.2.10:8282")
+    assert (await lan_client.connect())[0]
+
+    body = await upload(coffee_png)
+
+    message = await lan_client.receive_json_from(timeout=5)
+    assert message["url"] == body["url"].replace("http://testserver", "http://192.0.2.10:8282")
+    await lan_client.disconnect()
+
+
+async def test_urls_use_public_url_when_set(coffee_png, settings):
+    settings.PUBLIC_URL = "https://faces.example.com"
+    client = client_for()
+    assert (await client.connect())[0]
+
+    await upload(coffee_png)
+
+    assert (await client.receive_json_from(timeout=5))["url"].startswith("https://faces.example.com/media/")
+    await client.disconnect()
+
+
+async def test_it_accepts_a_browser_on_an_allowed_host(settings):
+    settings.ALLOWED_HOSTS = ["faces.example.com"]
+    client = client_for(origin=b"http://faces.example.com:8282")
+
+    assert (await client.connect())[0]
+    await client.disconnect()
+
+
+async def test_it_rejects_a_browser_page_from_another_site(settings):
+    settings.ALLOWED_HOSTS = ["faces.example.com"]
+    client = client_for(origin=b"https://evil.example.net")
+
+    connected, _ = await client.connect()
+
+    assert not connected
+
+
+async def test_it_accepts_scripts_that_send_no_origin(settings):
+    settings.ALLOWED_HOSTS = ["faces.example.com"]
+    client = client_for(origin=None)
+
+    assert (await client.connect())[0]
+    await client.disconnect()
+
+
+async def test_it_ignores_what_clients_send(coffee_png):
+    client = client_for()
+    assert (await client.connect())[0]
+
+    await client.send_json_to({"type": "detection.created", "url": "http://evil.example.net/x.jpg"})
+
+    assert await client.receive_nothing(timeout=0.5)
+    await client.disconnect()
+
+
+async def test_it_works_through_a_real_redis_layer(settings, redis_url, astronaut_jpeg):
+    settings.CHANNEL_LAYERS = channel_layers(redis_url, prefix=f"test-{uuid.uuid4().hex}")
+
+    await assert_broadcast_reaches([client_for(), client_for()], astronaut_jpeg)
+
+
+async def test_a_redis_backed_socket_stays_open_past_redis_timeouts(settings, redis_url, coffee_png):
+    # redis-py 8's default 5 s socket timeout would abort the layer's blocking receive and
+    # drop the socket with 1011; the configured layer must keep it open and delivering.
+    settings.CHANNEL_LAYERS = channel_layers(redis_url, prefix=f"test-{uuid.uuid4().hex}")
+    client = client_for()
+    assert (await client.connect())[0]
+
+    await asyncio.sleep(12)
+    body = await upload(coffee_png)
+
+    assert (await client.receive_json_from(timeout=5))["id"] == body["id"]
+    await client.disconnect()

@@ -1,0 +1,386 @@
+"""End-to-end: the real server, started by ./entrypoint.sh, driven over HTTP and websockets like a user would."""
+
+import asyncio
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+import requests
+import yaml
+from PIL import Image
+from skimage import data
+from websockets.asyncio.client import ClientConnection, connect
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+STARTUP_SECONDS = 60
+BROADCAST_SECONDS = 5
+
+# Where the astronaut's face is in skimage's 512x512 photo, by eye, with some slack.
+FACE_CENTRE_X = (170, 280)
+FACE_CENTRE_Y = (55, 185)
+FACE_WIDTH = (60, 160)
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    ws_url: str
+    port: int
+    media_root: Path
+    log_path: Path
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass(frozen=True)
+class Photo:
+    name: str
+    content: bytes
+    content_type: str
+    size: tuple[int, int]  # width, height
+
+
+def encode(pixels: np.ndarray, image_format: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    # The OS picks a port nobody uses; it is released for the server a moment later.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    # The server runs in a session of its own: signal the group, so a half-started
+    # entrypoint (sh plus its migrate child) goes away too, not only the shell.
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The server as users start it: ./entrypoint.sh, configured only through the environment."""
+    root = tmp_path_factory.mktemp("live_server")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "PORT": str(port),
+        "HOST": HOST,
+        "DATABASE_URL": f"sqlite:///{root / 'db.sqlite3'}",
+        "MEDIA_ROOT": str(root / "media"),
+        "STATIC_ROOT": str(root / "static"),
+        "SECRET_KEY": "test-secret",
+        # Python buffers a pipe's output: unbuffered, a failure shows the server's last words.
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("REDIS_URL", None)  # one process, in-memory channel layer
+    log_path = root / "server.log"
+    running = Server(
+        base_url=f"http://{HOST}:{port}",
+        ws_url=f"ws://{HOST}:{port}/faces",
+        port=port,
+        media_root=root / "media",
+        log_path=log_path,
+    )
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["./entrypoint.sh"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until_healthy(process, running)
+        yield running
+    finally:
+        stop(process)
+
+
+def wait_until_healthy(process: subprocess.Popen, server: Server) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"The server exited with {process.returncode} while starting:\n{server.output()}", False)
+        try:
+            if requests.get(server.base_url + "/healthz", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass  # not listening yet: migrate and collectstatic run first
+        time.sleep(0.2)
+    pytest.fail(f"The server did not answer /healthz within {STARTUP_SECONDS} s:\n{server.output()}", False)
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[requests.Session]:
+    session = requests.Session()
+    session.trust_env = False  # a proxy from the environment must not sit between us and 127.0.0.1
+    yield session
+    session.close()
+
+
+@pytest.fixture(scope="module")
+def face_photo() -> Photo:
+    return Photo("astronaut.jpg", encode(data.astronaut(), "JPEG"), "image/jpeg", (512, 512))
+
+
+@pytest.fixture(scope="module")
+def faceless_photo() -> Photo:
+    return Photo("coffee.png", encode(data.coffee(), "PNG"), "image/png", (600, 400))
+
+
+def upload(http: requests.Session, server: Server, photo: Photo) -> dict:
+    response = http.post(
+        server.base_url + "/image", files={"image": (photo.name, photo.content, photo.content_type)}, timeout=30
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert response.headers["Location"] == body["detail_url"]
+    return body
+
+
+def detection_count(http: requests.Session, server: Server) -> int:
+    response = http.get(server.base_url + "/image", params={"page_size": 100}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["count"]
+
+
+def stored_files(server: Server) -> list[Path]:
+    return sorted(path for path in server.media_root.rglob("*") if path.is_file())
+
+
+def assert_on_the_astronauts_face(body: dict) -> None:
+    assert body["face_count"] == 1
+    assert len(body["faces"]) == 1
+    box = body["faces"][0]["box"]
+    centre_x = box["x"] + box["width"] / 2
+    centre_y = box["y"] + box["height"] / 2
+    assert FACE_CENTRE_X[0] <= centre_x <= FACE_CENTRE_X[1], box
+    assert FACE_CENTRE_Y[0] <= centre_y <= FACE_CENTRE_Y[1], box
+    assert FACE_WIDTH[0] <= box["width"] <= FACE_WIDTH[1], box
+
+
+async def next_message(client: ClientConnection) -> dict:
+    return json.loads(await asyncio.wait_for(client.recv(), timeout=BROADCAST_SECONDS))
+
+
+def raw_request(server: Server, request_line: str) -> tuple[str, dict[str, str], bytes]:
+    """Status line, headers and body exactly as they come off the wire.
+
+    HTTP clients never read a body after HEAD, so only a raw socket shows whether one was sent.
+    """
+    lines = [request_line, f"Host: {HOST}:{server.port}", "Connection: close"]
+    with socket.create_connection((HOST, server.port), timeout=10) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    response_headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        response_headers[name.strip().lower()] = value.strip()
+    return status_line, response_headers, body
+
+
+async def test_it_broadcasts_each_upload_to_every_client(
+    server: Server, http: requests.Session, face_photo: Photo, faceless_photo: Photo
+) -> None:
+    # No Origin header, like a script; proxy=None for the same reason as the HTTP session.
+    async with connect(server.ws_url, proxy=None) as first, connect(server.ws_url, proxy=None) as second:
+        # One upload at a time: each broadcast must reach both clients before the next upload.
+        for photo in (face_photo, faceless_photo):
+            body = await asyncio.to_thread(upload, http, server, photo)
+
+            for client in (first, second):
+                message = await next_message(client)
+                assert message["type"] == "detection.created"
+                assert message["id"] == body["id"]
+                assert message["url"] == body["url"]
+                # The websocket carries the same detection as the REST API, URLs included.
+                assert {key: value for key, value in message.items() if key != "type"} == body
+
+            if photo is face_photo:
+                assert_on_the_astronauts_face(body)
+            else:
+                assert body["face_count"] == 0
+                assert body["faces"] == []
+
+
+def test_it_serves_the_images_at_the_urls_it_returns(
+    server: Server, http: requests.Session, face_photo: Photo, faceless_photo: Photo
+) -> None:
+    for photo in (face_photo, faceless_photo):
+        body = upload(http, server, photo)
+        # The annotated copy is always a JPEG; the original keeps the uploaded format.
+        for url, content_type in ((body["url"], "image/jpeg"), (body["original_url"], photo.content_type)):
+            response = http.get(url, timeout=10)
+            assert response.status_code == 200, url
+            assert response.headers["Content-Type"] == content_type
+            with Image.open(io.BytesIO(response.content)) as image:
+                image.load()  # decodes every pixel: a truncated file fails here
+                assert image.size == photo.size
+        assert http.get(body["original_url"], timeout=10).content == photo.content
+
+        detail = http.get(body["detail_url"], timeout=10)
+        assert detail.status_code == 200
+        assert detail.json() == body
+
+
+def test_it_answers_head_and_if_none_match_on_images(server: Server, http: requests.Session, face_photo: Photo) -> None:
+    body = upload(http, server, face_photo)
+    path = urlsplit(body["url"]).path
+    full = http.get(body["url"], timeout=10)
+
+    status_line, headers, head_body = raw_request(server, f"HEAD {path} HTTP/1.1")
+
+    assert status_line.split()[1] == "200", status_line
+    assert head_body == b""
+    assert headers["etag"] == full.headers["ETag"]
+    assert headers["content-type"] == "image/jpeg"
+
+    cached = http.get(body["url"], headers={"If-None-Match": headers["etag"]}, timeout=10)
+    assert cached.status_code == 304
+    assert cached.content == b""
+
+
+def attach(name: str, content: bytes, content_type: str) -> Callable[[Photo], dict]:
+    return lambda photo: {"files": {"image": (name, content, content_type)}}
+
+
+# id: method, path, what to send (given the face photo), status, error code.
+BAD_REQUESTS: dict[str, tuple[str, str, Callable[[Photo], dict], int, str]] = {
+    "no file": ("POST", "/image", lambda photo: {}, 400, "image_missing"),
+    "zero-byte file": ("POST", "/image", attach("empty.jpg", b"", "image/jpeg"), 400, "image_empty"),
+    "text file": (
+        "POST",
+        "/image",
+        attach("notes.txt", b"hello\n" * 100, "text/plain"),
+        415,
+        "unsupported_image_format",
+    ),
+    "truncated jpeg": (
+        "POST",
+        "/image",
+        lambda photo: {"files": {"image": ("cut.jpg", photo.content[:5000], "image/jpeg")}},
+        400,
+        "corrupt_image",
+    ),
+    "min_confidence 2": (
+        "POST",
+        "/image",
+        # A valid photo, so only the parameter is wrong.
+        lambda photo: {
+            "files": {"image": (photo.name, photo.content, photo.content_type)},
+            "data": {"min_confidence": "2"},
+        },
+        400,
+        "invalid_parameter",
+    ),
+    "delete": ("DELETE", "/image", lambda photo: {}, 405, "method_not_allowed"),
+    "unknown detection": ("GET", f"/image/{uuid.uuid4()}", lambda photo: {}, 404, "not_found"),
+    "unknown path": ("GET", "/no/such/page", lambda photo: {}, 404, "not_found"),
+    "unknown media file": ("GET", "/media/detections/no/such/annotated.jpg", lambda photo: {}, 404, "not_found"),
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload", "status", "code"),
+    [pytest.param(*case, id=name) for name, case in BAD_REQUESTS.items()],
+)
+def test_it_answers_bad_requests_with_a_json_error(
+    server: Server,
+    http: requests.Session,
+    face_photo: Photo,
+    method: str,
+    path: str,
+    payload: Callable[[Photo], dict],
+    status: int,
+    code: str,
+) -> None:
+    count_before, files_before = detection_count(http, server), stored_files(server)
+
+    response = http.request(method, server.base_url + path, timeout=30, **payload(face_photo))
+
+    assert response.status_code == status, response.text
+    # JSON, never Django's or Daphne's HTML error pages.
+    assert response.headers["Content-Type"] == "application/json", response.text
+    error = response.json()["error"]
+    assert set(error) == {"code", "message"}
+    assert isinstance(error["code"], str)
+    assert isinstance(error["message"], str)
+    assert error["message"]
+    assert error["code"] == code
+    # A refused request leaves nothing behind: no row, no file.
+    assert detection_count(http, server) == count_before
+    assert stored_files(server) == files_before
+
+
+def test_it_serves_the_upload_page_and_its_assets(server: Server, http: requests.Session) -> None:
+    response = http.get(server.base_url + "/", timeout=10)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert re.search(r'<form\b[^>]*enctype="multipart/form-data"', response.text)
+    assert re.search(r'<input\b[^>]*\bname="image"[^>]*\btype="file"', response.text)
+    # With DEBUG off, WhiteNoise serves what collectstatic gathered: the page must not load broken.
+    assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', response.text)
+    assert assets
+    for asset in assets:
+        assert http.get(server.base_url + asset, timeout=10).status_code == 200, asset
+
+
+def test_it_serves_the_admin_login(server: Server, http: requests.Session) -> None:
+    response = http.get(server.base_url + "/admin/login/", timeout=10)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+
+
+def test_it_serves_the_api_schema_and_docs(server: Server, http: requests.Session) -> None:
+    schema = http.get(server.base_url + "/api/schema/", timeout=10)
+    docs = http.get(server.base_url + "/api/docs/", timeout=10)
+
+    assert schema.status_code == 200
+    # The upload endpoint is documented (drf-spectacular spells the optional slash of ^image/?$ as /image/).
+    paths = yaml.safe_load(schema.text)["paths"]
+    assert any(re.fullmatch(r"/image/?", path) and "post" in operations for path, operations in paths.items())
+    assert docs.status_code == 200
+    assert docs.headers["Content-Type"].startswith("text/html")
+
+
+def test_it_is_ready(server: Server, http: requests.Session) -> None:
+    response = http.get(server.base_url + "/readyz", timeout=30)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["checks"]
+    assert all(outcome == "ok" for outcome in body["checks"].values()), body["checks"]
