@@ -74,7 +74,11 @@ class DetectionListCreateView(GenericAPIView):
     pagination_class = DetectionPagination
     parser_classes = [MultiPartParser, FormParser, ImageBodyParser]
 
-    @extend_schema(operation_id="detections_list", summary="Recent detections, newest first")
+    @extend_schema(
+        operation_id="detections_list",
+        summary="Recent detections, newest first",
+        responses=DetectionSerializer(many=True),
+    )
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(detection_list())
         base_url = request_base_url(request)

@@ -52,7 +52,7 @@ def test_it_takes_the_first_frame_of_a_gif():
     image = decode_image(gif, max_pixels=LIMIT)
 
     blue, green, red = image.bgr[15, 20]
-    assert red > 200 and blue < 60
+    assert red > 200 and green < 60 and blue < 60
 
 
 def test_it_rejects_an_empty_file():

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,6 +24,8 @@ import yaml
 from PIL import Image
 from skimage import data
 from websockets.asyncio.client import ClientConnection, connect
+
+from tests.conftest import TEST_REDIS_URL
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -81,46 +84,92 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def required_service(name: str, check: Callable[[], object]) -> None:
+    """PostgreSQL and Redis are mandatory in CI; locally a missing one skips with the reason."""
+    try:
+        check()
+    except Exception as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is required in CI and is not reachable: {error}", False)
+        pytest.skip(f"no {name}: {error}")
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one server, dropped afterwards."""
+    import psycopg
+
+    name = f"faces_e2e_{uuid.uuid4().hex[:12]}"
+    required_service("PostgreSQL", lambda: psycopg.connect(TEST_POSTGRES_URL, connect_timeout=3).close())
+    with psycopg.connect(TEST_POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield TEST_POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(TEST_POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def embedded_configuration(root: Path) -> Iterator[dict[str, str]]:
+    # What `make run` uses: SQLite and the in-memory channel layer, one process.
+    yield {"DATABASE_URL": f"sqlite:///{root / 'db.sqlite3'}"}
+
+
+@contextmanager
+def docker_configuration(root: Path) -> Iterator[dict[str, str]]:
+    # What docker-compose.yml sets: PostgreSQL for the rows, Redis for the channel layer.
+    import redis
+
+    required_service("Redis", lambda: redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=3).ping())
+    with postgres_database() as database_url:
+        yield {"DATABASE_URL": database_url, "REDIS_URL": TEST_REDIS_URL}
+
+
+@pytest.fixture(scope="module", params=[embedded_configuration, docker_configuration], ids=["embedded", "docker"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The server as users start it: ./entrypoint.sh, configured only through the environment."""
     root = tmp_path_factory.mktemp("live_server")
     port = free_port()
-    env = {
-        **os.environ,
-        "PYTHON": sys.executable,
-        "PORT": str(port),
-        "HOST": HOST,
-        "DATABASE_URL": f"sqlite:///{root / 'db.sqlite3'}",
-        "MEDIA_ROOT": str(root / "media"),
-        "STATIC_ROOT": str(root / "static"),
-        "SECRET_KEY": "test-secret",
-        # Python buffers a pipe's output: unbuffered, a failure shows the server's last words.
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("REDIS_URL", None)  # one process, in-memory channel layer
-    log_path = root / "server.log"
-    running = Server(
-        base_url=f"http://{HOST}:{port}",
-        ws_url=f"ws://{HOST}:{port}/faces",
-        port=port,
-        media_root=root / "media",
-        log_path=log_path,
-    )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            ["./entrypoint.sh"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    with request.param(root) as configuration:
+        env = {
+            **os.environ,
+            "PYTHON": sys.executable,
+            "PORT": str(port),
+            "HOST": HOST,
+            "MEDIA_ROOT": str(root / "media"),
+            "STATIC_ROOT": str(root / "static"),
+            "SECRET_KEY": "test-secret",
+            # Python buffers a pipe's output: unbuffered, a failure shows the server's last words.
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("REDIS_URL", None)
+        env.update(configuration)
+        log_path = root / "server.log"
+        running = Server(
+            base_url=f"http://{HOST}:{port}",
+            ws_url=f"ws://{HOST}:{port}/faces",
+            port=port,
+            media_root=root / "media",
+            log_path=log_path,
         )
-    try:
-        wait_until_healthy(process, running)
-        yield running
-    finally:
-        stop(process)
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                ["./entrypoint.sh"],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_until_healthy(process, running)
+            yield running
+        finally:
+            stop(process)
 
 
 def wait_until_healthy(process: subprocess.Popen, server: Server) -> None:
