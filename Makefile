@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8282
 
-.PHONY: run test lint superuser
+.PHONY: run test lint superuser bench-detector
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,9 @@ test: $(VENV)/.dev-installed lint
 superuser: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py createsuperuser
+
+# Accuracy (WIDER FACE AP) and single-thread speed of every detector profile.
+# DATASET defaults to ../shared/faces/dev; the JSON report goes to bench-detector.json.
+DATASET ?= ../shared/faces/dev
+bench-detector: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py bench_detector --dataset $(DATASET) --output bench-detector.json

@@ -34,7 +34,7 @@ def check_channel_layer() -> None:
 
 
 def check_detector() -> None:
-    detect_faces(np.zeros((64, 64, 3), dtype=np.uint8), min_confidence=0.5, max_side=64)
+    detect_faces(np.zeros((64, 64, 3), dtype=np.uint8), min_confidence=0.5, profile="fast")
 
 
 READINESS_CHECKS = {

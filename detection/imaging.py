@@ -72,12 +72,17 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         )
     if width == 0 or height == 0:
         raise CorruptImage("The image has no pixels.")
+    image_format = image.format
     try:
         image.load()  # for a GIF, the first frame
-        oriented = ImageOps.exif_transpose(image).convert("RGB")
+        # In place and only when needed: each copy of a 24-megapixel photo costs ~100 ms.
+        ImageOps.exif_transpose(image, in_place=True)
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        rgb = np.asarray(image)
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise CorruptImage(f"The image is corrupt or truncated and cannot be decoded ({error}).") from None
-    return DecodedImage(bgr=cv2.cvtColor(np.asarray(oriented), cv2.COLOR_RGB2BGR), format=image.format)
+    return DecodedImage(bgr=cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), format=image_format)
 
 
 def draw_faces(bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
@@ -114,6 +119,49 @@ def draw_faces(bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
             cv2.LINE_AA,
         )
     return annotated
+
+
+def blur_faces(bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """A copy with each face blurred beyond recognition."""
+    anonymised = bgr.copy()
+    for face in faces:
+        region = _face_region(anonymised, face)
+        # A kernel about half the face wide leaves no feature to recognise.
+        kernel = max(3, (min(region.shape[:2]) // 2) | 1)
+        region[:] = cv2.GaussianBlur(region, (kernel, kernel), 0)
+    return anonymised
+
+
+def pixelate_faces(bgr: np.ndarray, faces: list[Face], *, blocks: int = 8) -> np.ndarray:
+    """A copy with each face replaced by a mosaic about `blocks` squares across."""
+    anonymised = bgr.copy()
+    for face in faces:
+        region = _face_region(anonymised, face)
+        height, width = region.shape[:2]
+        small = cv2.resize(
+            region,
+            (max(1, width * blocks // max(width, height)), max(1, height * blocks // max(width, height))),
+            interpolation=cv2.INTER_AREA,
+        )
+        region[:] = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
+    return anonymised
+
+
+def _face_region(bgr: np.ndarray, face: Face) -> np.ndarray:
+    """A writable view of the face's box, grown by 10% a side so the hairline and chin are covered too."""
+    box = face.box
+    margin_x, margin_y = box.width // 10, box.height // 10
+    top, bottom = max(0, box.y - margin_y), min(bgr.shape[0], box.y + box.height + margin_y)
+    left, right = max(0, box.x - margin_x), min(bgr.shape[1], box.x + box.width + margin_x)
+    return bgr[top:bottom, left:right]
+
+
+ANNOTATORS = {"box": draw_faces, "blur": blur_faces, "pixelate": pixelate_faces}
+
+
+def annotate(bgr: np.ndarray, faces: list[Face], *, style: str) -> np.ndarray:
+    """The annotated copy: faces boxed (`box`), or anonymised (`blur`, `pixelate`)."""
+    return ANNOTATORS[style](bgr, faces)
 
 
 def encode_jpeg(bgr: np.ndarray, *, quality: int = 90) -> bytes:

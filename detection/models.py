@@ -32,6 +32,8 @@ class Detection(models.Model):
     face_count = models.PositiveIntegerField(db_index=True)
     detector_name = models.CharField(max_length=50)
     detector_version = models.CharField(max_length=50)
+    detector_profile = models.CharField(max_length=20)
+    annotate_style = models.CharField(max_length=20, help_text="box, blur or pixelate")
     processing_ms = models.FloatField(help_text="Time spent decoding, detecting and drawing, in milliseconds.")
 
     class Meta:

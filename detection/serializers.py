@@ -4,6 +4,8 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from detection.detector import PROFILES
+from detection.imaging import ANNOTATORS
 from detection.models import Detection
 
 # Rendered as paths; each client gets them made absolute with the base URL it used to reach us.
@@ -33,6 +35,7 @@ class FaceSerializer(serializers.Serializer):
 class DetectorSerializer(serializers.Serializer):
     name = serializers.CharField()
     version = serializers.CharField()
+    profile = serializers.ChoiceField(choices=list(PROFILES))
 
 
 class DetectionSerializer(serializers.ModelSerializer):
@@ -41,6 +44,7 @@ class DetectionSerializer(serializers.ModelSerializer):
     detail_url = serializers.SerializerMethodField(help_text="Absolute URL of this detection's JSON.")
     faces = FaceSerializer(many=True, help_text="Most confident first.")
     detector = serializers.SerializerMethodField()
+    annotate = serializers.CharField(source="annotate_style", help_text="How the annotated image shows the faces.")
 
     class Meta:
         model = Detection
@@ -55,6 +59,7 @@ class DetectionSerializer(serializers.ModelSerializer):
             "faces",
             "created_at",
             "detector",
+            "annotate",
         ]
 
     @extend_schema_field(serializers.URLField())
@@ -71,7 +76,11 @@ class DetectionSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(DetectorSerializer())
     def get_detector(self, detection: Detection) -> dict:
-        return {"name": detection.detector_name, "version": detection.detector_version}
+        return {
+            "name": detection.detector_name,
+            "version": detection.detector_version,
+            "profile": detection.detector_profile,
+        }
 
 
 class DetectionUploadSerializer(serializers.Serializer):
@@ -83,6 +92,29 @@ class DetectionUploadSerializer(serializers.Serializer):
         min_value=0.0,
         max_value=1.0,
         help_text="Report only faces at least this confident (0-1). Default: the server's DETECTOR_MIN_CONFIDENCE.",
+    )
+    profile = serializers.ChoiceField(
+        choices=list(PROFILES),
+        required=False,
+        help_text="Speed against recall of small faces: "
+        + "; ".join(f"`{profile.name}`: {profile.description}" for profile in PROFILES.values())
+        + ". Default: the server's DETECTOR_PROFILE.",
+    )
+    min_face_size = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=100_000,
+        help_text="Report only faces whose box is at least this many pixels on its shorter side.",
+    )
+    max_faces = serializers.IntegerField(
+        required=False, min_value=1, max_value=10_000, help_text="Report at most this many faces, the largest ones."
+    )
+    annotate = serializers.ChoiceField(
+        choices=list(ANNOTATORS),
+        required=False,
+        source="annotate_style",
+        help_text="`box` (default) frames each face with its confidence and landmarks; "
+        "`blur` and `pixelate` anonymise the faces instead.",
     )
 
 

@@ -8,25 +8,37 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from detection.detector import DETECTOR_INFO, detect_faces
-from detection.imaging import decode_image, draw_faces, encode_jpeg
+from detection.detector import DETECTOR_NAME, DETECTOR_VERSION, detect_faces
+from detection.faces import select_faces
+from detection.imaging import annotate, decode_image, encode_jpeg
 from detection.models import Detection
 
 
-def detection_create(*, image_bytes: bytes, min_confidence: float | None = None) -> Detection:
+def detection_create(
+    *,
+    image_bytes: bytes,
+    profile: str | None = None,
+    min_confidence: float | None = None,
+    min_face_size: int = 0,
+    max_faces: int | None = None,
+    annotate_style: str = "box",
+) -> Detection:
     """Detect faces in an upload and store the original, the annotated copy and the row.
 
     Files are written first and the row committed last, so a row never points at a missing
     file; if anything fails after the files are written, they are removed again.
     """
+    profile = profile or settings.DETECTOR_PROFILE
     started = time.perf_counter()
     image = decode_image(image_bytes, max_pixels=settings.MAX_IMAGE_PIXELS)
     faces = detect_faces(
         image.bgr,
         min_confidence=settings.DETECTOR_MIN_CONFIDENCE if min_confidence is None else min_confidence,
-        max_side=settings.DETECTOR_MAX_SIDE,
+        profile=profile,
+        threads=settings.DETECTOR_THREADS,
     )
-    annotated_jpeg = encode_jpeg(draw_faces(image.bgr, faces))
+    faces = select_faces(faces, min_face_size=min_face_size, max_faces=max_faces)
+    annotated_jpeg = encode_jpeg(annotate(image.bgr, faces, style=annotate_style))
     processing_ms = (time.perf_counter() - started) * 1000
 
     detection = Detection(
@@ -36,8 +48,10 @@ def detection_create(*, image_bytes: bytes, min_confidence: float | None = None)
         height=image.height,
         faces=[face.as_json() for face in faces],
         face_count=len(faces),
-        detector_name=DETECTOR_INFO.name,
-        detector_version=DETECTOR_INFO.version,
+        detector_name=DETECTOR_NAME,
+        detector_version=DETECTOR_VERSION,
+        detector_profile=profile,
+        annotate_style=annotate_style,
         processing_ms=round(processing_ms, 2),
     )
     try:

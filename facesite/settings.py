@@ -116,9 +116,11 @@ STORAGES = {
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 50_000_000)
 
-# Detector: YuNet runs on a copy whose long side is at most DETECTOR_MAX_SIDE pixels.
-DETECTOR_MAX_SIDE = env_int("DETECTOR_MAX_SIDE", 640)
+# Detector: the profile (fast, balanced, accurate) and score threshold used unless a request asks
+# otherwise, and the threads each detection may use (0: one per core).
+DETECTOR_PROFILE = env_str("DETECTOR_PROFILE", "balanced")
 DETECTOR_MIN_CONFIDENCE = env_float("DETECTOR_MIN_CONFIDENCE", 0.7)
+DETECTOR_THREADS = env_int("DETECTOR_THREADS", 0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -68,3 +68,12 @@ def redis_url() -> str:
             pytest.fail(f"Redis is required in CI and is not reachable at {TEST_REDIS_URL}: {error}")
         pytest.skip(f"no Redis at {TEST_REDIS_URL}")
     return TEST_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def two_faces_jpeg(astronaut: Image.Image) -> bytes:
+    """The astronaut (face ~90 px) beside the cameraman scaled down (face ~40 px)."""
+    pair = Image.new("RGB", (768, 512), "white")
+    pair.paste(astronaut, (0, 0))
+    pair.paste(Image.fromarray(data.camera()).convert("RGB").resize((256, 256)), (512, 0))
+    return encode(pair, "JPEG", quality=92)

