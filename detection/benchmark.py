@@ -6,11 +6,13 @@ import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from importlib.resources import as_file, files
 from pathlib import Path
 
 import cv2
+import numpy as np
 
-from detection.detector import detect_faces
+from detection.detector import MODEL_FILE, MODEL_PACKAGE, detect_faces
 from detection.evaluation import SETTINGS, Scored, TruthBox, score_setting
 from detection.imaging import decode_image
 
@@ -43,26 +45,64 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+Detector = Callable[[np.ndarray], list[Scored]]
+
+
+def profile_detector(profile: str) -> Detector:
+    """The server's own detection, as the API runs it, on one thread."""
+
+    def detect(bgr: np.ndarray) -> list[Scored]:
+        faces = detect_faces(bgr, min_confidence=CURVE_FLOOR, profile=profile, threads=1)
+        return [Scored((face.box.x, face.box.y, face.box.width, face.box.height), face.confidence) for face in faces]
+
+    return detect
+
+
+def opencv_reference_detector(long_side: int = 640) -> Detector:
+    """The usual setup, OpenCV's FaceDetectorYN at long side 640: a yardstick measured in the same run,
+    since shared machines vary in speed from one hour to the next."""
+    with as_file(files(MODEL_PACKAGE) / MODEL_FILE) as path:
+        yunet = cv2.FaceDetectorYN.create(str(path), "", (320, 320), CURVE_FLOOR, 0.3, 5000)
+
+    def detect(bgr: np.ndarray) -> list[Scored]:
+        height, width = bgr.shape[:2]
+        scale = min(1.0, long_side / max(height, width))
+        small = cv2.resize(bgr, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        yunet.setInputSize((small.shape[1], small.shape[0]))
+        rows = yunet.detect(small)[1]
+        rows = np.zeros((0, 15)) if rows is None else rows
+        return [Scored(tuple(float(value) / scale for value in row[:4]), float(row[14])) for row in rows]
+
+    return detect
+
+
 def run_benchmark(
     photos: list[Photo],
     *,
-    profile: str,
+    detectors: dict[str, Detector],
     threshold: float,
     progress: Callable[[Iterable[Photo]], Iterable[Photo]] = iter,
-) -> dict:
-    """Accuracy per WIDER setting and single-thread detection time, for one profile."""
+) -> list[dict]:
+    """Accuracy per WIDER setting and single-thread detection time, for each detector.
+
+    The detectors take turns on each photo, so a machine that speeds up or slows down during the
+    run affects them all alike and their times stay comparable.
+    """
     cv2.setNumThreads(1)
-    detections: dict[str, list[Scored]] = {}
-    milliseconds = []
+    detections: dict[str, dict[str, list[Scored]]] = {name: {} for name in detectors}
+    milliseconds: dict[str, list[float]] = {name: [] for name in detectors}
     for photo in progress(photos):
         image = decode_image(photo.path.read_bytes(), max_pixels=10**9)  # not timed: the same for every detector
-        started = time.perf_counter()
-        faces = detect_faces(image.bgr, min_confidence=CURVE_FLOOR, profile=profile, threads=1)
-        milliseconds.append((time.perf_counter() - started) * 1000)
-        detections[photo.name] = [
-            Scored((face.box.x, face.box.y, face.box.width, face.box.height), face.confidence) for face in faces
-        ]
+        for name, detector in detectors.items():
+            started = time.perf_counter()
+            detections[name][photo.name] = detector(image.bgr)
+            milliseconds[name].append((time.perf_counter() - started) * 1000)
+    return [_report(name, photos, detections[name], milliseconds[name], threshold) for name in detectors]
 
+
+def _report(
+    name: str, photos: list[Photo], detections: dict[str, list[Scored]], milliseconds: list[float], threshold: float
+) -> dict:
     settings = {}
     for setting in SETTINGS:
         score = score_setting(((detections[photo.name], photo.truth) for photo in photos), setting, threshold)
@@ -74,7 +114,7 @@ def run_benchmark(
         }
     face_free = [photo for photo in photos if not photo.truth]
     return {
-        "profile": profile,
+        "detector": name,
         "threshold": threshold,
         "images": len(photos),
         "settings": settings,
@@ -92,7 +132,7 @@ def run_benchmark(
 
 def format_table(results: list[dict]) -> str:
     header = (
-        f"{'profile':<10} {'AP easy':>8} {'AP med':>8} {'AP hard':>8}   {'P/R easy':>11} {'P/R med':>11} "
+        f"{'detector':<16} {'AP easy':>8} {'AP med':>8} {'AP hard':>8}   {'P/R easy':>11} {'P/R med':>11} "
         f"{'P/R hard':>11}   {'FP free':>7}   {'mean ms':>7} {'median':>7} {'p90':>7}"
     )
     lines = [header, "-" * len(header)]
@@ -100,7 +140,7 @@ def format_table(results: list[dict]) -> str:
         settings, ms = result["settings"], result["ms_per_image"]
         pairs = [f"{settings[s]['precision']:.2f}/{settings[s]['recall']:.2f}" for s in SETTINGS]
         lines.append(
-            f"{result['profile']:<10} "
+            f"{result['detector']:<16} "
             + " ".join(f"{settings[s]['average_precision']:>8.3f}" for s in SETTINGS)
             + "   "
             + " ".join(f"{pair:>11}" for pair in pairs)

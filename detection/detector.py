@@ -47,7 +47,7 @@ PROFILES = {
     profile.name: profile
     for profile in (
         Profile("fast", (Pass(640),), "one pass at 640 px: large and medium faces"),
-        Profile("balanced", (Pass(480), Pass(1216)), "480 px for large faces, 1216 px for small ones"),
+        Profile("balanced", (Pass(480), Pass(1088)), "480 px for large faces, 1088 px for small ones"),
         Profile(
             "accurate",
             (Pass(640), Pass(640, mirrored=True), Pass(1280), Pass(1280, mirrored=True)),
@@ -128,8 +128,8 @@ def run_pass(model: YuNet, bgr: np.ndarray, step: Pass, *, min_score: float) -> 
     resized = cv2.resize(
         bgr,
         (max(1, round(width * scale)), max(1, round(height * scale))),
-        # Bilinear even when shrinking: INTER_AREA took ~6 ms more per pass for at most 0.006 AP (measured).
-        interpolation=cv2.INTER_LINEAR,
+        # Shrinking with INTER_AREA (no aliasing) costs ~6 ms more than bilinear and gains ~0.005 AP.
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
     )
     if step.mirrored:
         resized = np.ascontiguousarray(resized[:, ::-1])

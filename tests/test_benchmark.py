@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from PIL import Image
 from skimage import data
 
-from detection.benchmark import load_dataset, run_benchmark
+from detection.benchmark import load_dataset, profile_detector, run_benchmark
 from tests.conftest import ASTRONAUT_FACE
 
 DEV_SET = Path(__file__).resolve().parents[2] / "shared" / "faces" / "dev"
@@ -35,10 +35,11 @@ def test_the_command_prints_a_table_and_writes_json(tmp_path, capsys):
     call_command("bench_detector", "--dataset", str(dataset), "--profile", "fast", "--output", str(output))
 
     printed = capsys.readouterr().out
-    assert "AP easy" in printed and "fast" in printed
+    assert "AP easy" in printed and "fast" in printed and "opencv-yunet-640" in printed
     report = json.loads(output.read_text())
-    [result] = report["results"]
-    assert result["profile"] == "fast"
+    result, reference = report["results"]
+    assert (result["detector"], reference["detector"]) == ("fast", "opencv-yunet-640")
+    assert reference["settings"]["easy"]["average_precision"] == 1.0
     assert result["images"] == 2
     assert result["settings"]["easy"]["average_precision"] == 1.0
     assert result["settings"]["easy"]["recall"] == 1.0
@@ -70,7 +71,7 @@ def dev_sample() -> list:
     ],
 )
 def test_average_precision_stays_above_its_floor_on_real_photos(dev_sample, profile, floors):
-    result = run_benchmark(dev_sample, profile=profile, threshold=0.7)
+    [result] = run_benchmark(dev_sample, detectors={profile: profile_detector(profile)}, threshold=0.7)
 
     for setting, floor in floors.items():
         assert result["settings"][setting]["average_precision"] >= floor, (setting, result["settings"])

@@ -30,7 +30,8 @@ def test_it_decodes_every_supported_format(astronaut, image_format):
     assert image.format == image_format
 
 
-def test_it_applies_exif_orientation():
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "TIFF"])
+def test_it_applies_exif_orientation(image_format):
     upright = Image.new("RGB", (300, 200), "white")
     upright.paste((255, 0, 0), (0, 0, 50, 50))  # a red square top-left, as a person sees it
     # Stored turned a quarter to the left; orientation 6 says "turn it right to display".
@@ -38,7 +39,7 @@ def test_it_applies_exif_orientation():
     exif = Image.Exif()
     exif[0x0112] = 6
 
-    image = decode_image(encode(stored, "JPEG", exif=exif), max_pixels=LIMIT)
+    image = decode_image(encode(stored, image_format, exif=exif), max_pixels=LIMIT)
 
     assert (image.width, image.height) == (300, 200)
     blue, green, red = image.bgr[10, 10]

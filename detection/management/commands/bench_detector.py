@@ -1,13 +1,20 @@
 import json
 import platform
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from detection.benchmark import format_table, load_dataset, run_benchmark
+from detection.benchmark import (
+    format_table,
+    load_dataset,
+    opencv_reference_detector,
+    profile_detector,
+    run_benchmark,
+)
 from detection.detector import PROFILES
 
 DEFAULT_DATASET = settings.BASE_DIR.parent / "shared" / "faces" / "dev"
@@ -28,24 +35,25 @@ class Command(BaseCommand):
         )
         parser.add_argument("--output", type=Path, default=Path("bench-detector.json"), help="where to write JSON")
         parser.add_argument("--limit", type=int, help="measure only the first N images")
+        parser.add_argument(
+            "--no-reference",
+            action="store_true",
+            help="skip the yardstick row (OpenCV's FaceDetectorYN at 640 px) measured beside the profiles",
+        )
 
     def handle(self, *args, dataset: Path, profile: list[str] | None, output: Path, limit: int | None, **options):
         if not (dataset / "gt.json").is_file():
             raise CommandError(f"No gt.json in {dataset}: pass --dataset FOLDER (images/ plus gt.json).")
         photos = load_dataset(dataset)[:limit]
-        results = []
-        for name in profile or list(PROFILES):
-            bar = tqdm(desc=f"{name:>9}", total=len(photos), unit="img", leave=False)
-
-            def progress(items, bar=bar):
-                for item in items:
-                    yield item
-                    bar.update()
-
-            results.append(
-                run_benchmark(photos, profile=name, threshold=settings.DETECTOR_MIN_CONFIDENCE, progress=progress)
-            )
-            bar.close()
+        detectors = {name: profile_detector(name) for name in profile or list(PROFILES)}
+        if not options["no_reference"]:
+            detectors["opencv-yunet-640"] = opencv_reference_detector()
+        results = run_benchmark(
+            photos,
+            detectors=detectors,
+            threshold=settings.DETECTOR_MIN_CONFIDENCE,
+            progress=partial(tqdm, unit="photo", desc=", ".join(detectors)),
+        )
         report = {
             "dataset": str(dataset.resolve()),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
