@@ -9,6 +9,10 @@ HOST="${HOST:-0.0.0.0}"
 
 "$PYTHON" manage.py migrate --noinput
 "$PYTHON" manage.py collectstatic --noinput --verbosity 0
+# The first admin user, from DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD (and _EMAIL).
+if [ -n "${DJANGO_SUPERUSER_USERNAME:-}" ] && [ -n "${DJANGO_SUPERUSER_PASSWORD:-}" ]; then
+  "$PYTHON" manage.py ensure_superuser
+fi
 
 echo "Face detection server on port $PORT:"
 echo "  page        http://localhost:$PORT/"

@@ -1,16 +1,72 @@
 from django.contrib import admin
-from django.utils.html import format_html
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
 
 from detection.models import Detection
 
 
+class FaceCountFilter(admin.SimpleListFilter):
+    title = "faces"
+    parameter_name = "faces"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("none", "None"), ("one", "One"), ("several", "Several")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Detection]) -> QuerySet[Detection]:
+        match self.value():
+            case "none":
+                return queryset.filter(face_count=0)
+            case "one":
+                return queryset.filter(face_count=1)
+            case "several":
+                return queryset.filter(face_count__gt=1)
+        return queryset
+
+
 @admin.register(Detection)
 class DetectionAdmin(admin.ModelAdmin):
-    list_display = ["thumbnail", "id", "face_count", "width", "height", "created_at", "detector_name"]
-    list_filter = ["created_at", "face_count"]
-    search_fields = ["id"]
+    """A detection is a record of what happened: browse and delete, never edit."""
+
+    list_display = ["thumbnail", "created_at", "face_count", "size", "detector", "id"]
+    list_display_links = ["thumbnail", "created_at"]
+    list_filter = ["created_at", FaceCountFilter, "detector_profile", "annotate_style"]
+    search_fields = ["=id"]
     date_hierarchy = "created_at"
-    readonly_fields = [field.name for field in Detection._meta.fields]
+    ordering = ["-created_at"]
+    list_per_page = 50
+    fieldsets = [
+        (None, {"fields": ["images", "faces_table"]}),
+        (
+            "Record",
+            {
+                "fields": [
+                    "id",
+                    "created_at",
+                    "size",
+                    "face_count",
+                    "detector",
+                    "annotate_style",
+                    "processing_ms",
+                    "original",
+                    "annotated",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [
+        "images",
+        "faces_table",
+        "id",
+        "created_at",
+        "size",
+        "face_count",
+        "detector",
+        "annotate_style",
+        "processing_ms",
+        "original",
+        "annotated",
+    ]
 
     @admin.display(description="Annotated")
     def thumbnail(self, detection: Detection) -> str:
@@ -20,5 +76,52 @@ class DetectionAdmin(admin.ModelAdmin):
             detection.id,
         )
 
-    def has_add_permission(self, request) -> bool:
-        return False  # detections come from uploads, not forms
+    @admin.display(description="Size")
+    def size(self, detection: Detection) -> str:
+        return f"{detection.width} x {detection.height}"
+
+    @admin.display(description="Detector", ordering="detector_profile")
+    def detector(self, detection: Detection) -> str:
+        return f"{detection.detector_name} {detection.detector_version} ({detection.detector_profile})"
+
+    @admin.display(description="Images")
+    def images(self, detection: Detection) -> str:
+        figure = (
+            '<figure style="margin:0 1em 1em 0;display:inline-block;vertical-align:top">'
+            '<a href="{0}"><img src="{0}" alt="{1}" style="max-width:min(40vw,640px);height:auto"></a>'
+            "<figcaption>{1}</figcaption></figure>"
+        )
+        return format_html_join(
+            "", figure, [(detection.original.url, "Original"), (detection.annotated.url, "Annotated")]
+        )
+
+    @admin.display(description="Faces")
+    def faces_table(self, detection: Detection) -> str:
+        if not detection.faces:
+            return "No faces found."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}, {}</td><td>{} x {}</td></tr>",
+            (
+                (
+                    number,
+                    f"{face['confidence']:.2f}",
+                    face["box"]["x"],
+                    face["box"]["y"],
+                    face["box"]["width"],
+                    face["box"]["height"],
+                )
+                for number, face in enumerate(detection.faces, start=1)
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>#</th><th>Confidence</th><th>Top left (x, y)</th><th>Width x height</th>"
+            "</tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # detections come from uploads
+
+    def has_change_permission(self, request: HttpRequest, obj: Detection | None = None) -> bool:
+        return False  # read-only: the detail page still opens for users who may view

@@ -1,14 +1,19 @@
 """Reads."""
 
 import uuid
+from datetime import datetime
 
 from django.db.models import QuerySet
 
 from detection.models import Detection
 
 
-def detection_list() -> QuerySet[Detection]:
-    return Detection.objects.order_by("-created_at", "-id")
+def detection_list(*, after: datetime | None = None) -> QuerySet[Detection]:
+    """Newest first; with `after`, only those created later (how clients catch up after a disconnect)."""
+    detections = Detection.objects.order_by("-created_at", "-id")
+    if after is not None:
+        detections = detections.filter(created_at__gt=after)
+    return detections
 
 
 def detection_get(*, detection_id: uuid.UUID) -> Detection | None:

@@ -1,12 +1,17 @@
 """The JSON contract of a detection, shared by the REST API and the /faces websocket."""
 
+import uuid
+from datetime import UTC, datetime
+
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from detection.detector import PROFILES
 from detection.imaging import ANNOTATORS
 from detection.models import Detection
+from detection.selectors import detection_get
 
 # Rendered as paths; each client gets them made absolute with the base URL it used to reach us.
 URL_FIELDS = ("url", "original_url", "detail_url")
@@ -122,3 +127,23 @@ class DetectionParamsSerializer(DetectionUploadSerializer):
     """What the view validates: the image itself is checked by decoding it."""
 
     image = None
+
+
+class DetectionListParamsSerializer(serializers.Serializer):
+    after = serializers.CharField(
+        required=False,
+        help_text="Only detections created after this one: a detection id, or an ISO 8601 time such as "
+        "2026-11-27T10:00:00Z. Clients use it to catch up on what they missed while disconnected.",
+    )
+
+    def validate_after(self, value: str) -> datetime:
+        try:
+            detection = detection_get(detection_id=uuid.UUID(value))
+        except ValueError:
+            moment = parse_datetime(value.replace(" ", "+"))  # a "+" in a query string arrives as a space
+            if moment is None:
+                raise serializers.ValidationError("Give a detection id or an ISO 8601 time.") from None
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        if detection is None:
+            raise serializers.ValidationError(f"No detection has the id {value}.")
+        return detection.created_at

@@ -60,12 +60,13 @@ def detection_create(
         with transaction.atomic():
             detection.save(force_insert=True)
     except BaseException:
-        _delete_files(detection)
+        detection_delete_files(detection)
         raise
     return detection
 
 
-def _delete_files(detection: Detection) -> None:
+def detection_delete_files(detection: Detection) -> None:
+    """Remove a detection's images from media storage (the row is someone else's business)."""
     for field in (detection.original, detection.annotated):
         if field.name:
             field.storage.delete(field.name)

@@ -27,6 +27,7 @@ from detection.imaging import CONTENT_TYPE_BY_EXTENSION
 from detection.parsers import ImageBodyParser, too_many_bytes
 from detection.selectors import detection_get, detection_list
 from detection.serializers import (
+    DetectionListParamsSerializer,
     DetectionParamsSerializer,
     DetectionSerializer,
     DetectionUploadSerializer,
@@ -77,10 +78,13 @@ class DetectionListCreateView(GenericAPIView):
     @extend_schema(
         operation_id="detections_list",
         summary="Recent detections, newest first",
+        parameters=[DetectionListParamsSerializer],
         responses=DetectionSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(detection_list())
+        params = DetectionListParamsSerializer(data=request.query_params.dict())
+        params.is_valid(raise_exception=True)
+        page = self.paginate_queryset(detection_list(**params.validated_data))
         base_url = request_base_url(request)
         items = [with_base_url(item, base_url) for item in DetectionSerializer(page, many=True).data]
         return self.get_paginated_response(items)

@@ -27,3 +27,36 @@ def test_it_lists_nothing_on_a_new_server():
     body = APIClient().get("/image").json()
 
     assert (body["count"], body["results"]) == (0, [])
+
+
+def test_after_an_id_lists_only_newer_detections(coffee_png):
+    client = APIClient()
+    ids = [
+        client.post("/image", {"image": SimpleUploadedFile("c.png", coffee_png)}, format="multipart").json()["id"]
+        for _ in range(3)
+    ]
+
+    body = client.get(f"/image?after={ids[0]}").json()
+
+    assert [item["id"] for item in body["results"]] == [ids[2], ids[1]]
+
+
+def test_after_a_time_lists_only_newer_detections(coffee_png):
+    client = APIClient()
+    first = client.post("/image", {"image": SimpleUploadedFile("c.png", coffee_png)}, format="multipart").json()
+    second = client.post("/image", {"image": SimpleUploadedFile("c.png", coffee_png)}, format="multipart").json()
+
+    body = client.get("/image", {"after": first["created_at"]}).json()
+    with_offset = client.get("/image", {"after": first["created_at"].replace("Z", "+00:00")}).json()
+
+    assert [item["id"] for item in body["results"]] == [second["id"]]
+    assert with_offset["results"] == body["results"]
+
+
+@pytest.mark.parametrize("value", ["yesterday", "00000000-0000-0000-0000-000000000000"])
+def test_it_rejects_an_after_it_cannot_place(value):
+    response = APIClient().get("/image", {"after": value})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_parameter"
+    assert "after" in response.json()["error"]["message"]

@@ -1,0 +1,83 @@
+"""The Django admin: browsing detections, read-only, and deleting them with their files."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from detection.models import Detection
+from tests.conftest import stored_files
+
+# Files are deleted when the delete commits, so these tests use real transactions.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LIST_URL = "/admin/detection/detection/"
+
+
+def upload(content: bytes) -> Detection:
+    body = APIClient().post("/image", {"image": SimpleUploadedFile("p", content)}, format="multipart").json()
+    return Detection.objects.get(id=body["id"])
+
+
+@pytest.fixture
+def detections(astronaut_jpeg, coffee_png, two_faces_jpeg) -> dict[str, Detection]:
+    return {"one": upload(astronaut_jpeg), "none": upload(coffee_png), "several": upload(two_faces_jpeg)}
+
+
+def listed_ids(response) -> set[str]:
+    return {str(detection.id) for detection in response.context["cl"].result_list}
+
+
+def test_the_list_shows_thumbnails_newest_first(admin_client, detections):
+    response = admin_client.get(LIST_URL)
+
+    html = response.content.decode()
+    for detection in detections.values():
+        assert f'<img src="{detection.annotated.url}"' in html
+    assert [d.id for d in response.context["cl"].result_list] == [
+        detections[key].id for key in ("several", "none", "one")
+    ]
+
+
+@pytest.mark.parametrize("choice", ["none", "one", "several"])
+def test_the_list_filters_by_face_count(admin_client, detections, choice):
+    assert listed_ids(admin_client.get(LIST_URL, {"faces": choice})) == {str(detections[choice].id)}
+
+
+def test_the_list_searches_by_id(admin_client, detections):
+    assert listed_ids(admin_client.get(LIST_URL, {"q": str(detections["one"].id)})) == {str(detections["one"].id)}
+
+
+def test_the_detail_page_shows_both_images_and_the_faces_read_only(admin_client, detections):
+    detection = detections["several"]
+
+    response = admin_client.get(f"{LIST_URL}{detection.id}/change/")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f'src="{detection.original.url}"' in html and f'src="{detection.annotated.url}"' in html
+    assert html.count("<tr><td>") == 2  # one table row per face
+    assert 'name="_save"' not in html  # nothing to edit
+
+
+def test_nobody_adds_detections_by_hand(admin_client):
+    assert admin_client.get(f"{LIST_URL}add/").status_code == 403
+
+
+def test_deleting_one_detection_deletes_its_files(admin_client, detections, media_root):
+    detection = detections["one"]
+
+    response = admin_client.post(f"{LIST_URL}{detection.id}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    remaining = {path.parent.name for path in stored_files(media_root)}
+    assert str(detection.id) not in remaining
+    assert remaining == {str(detections["none"].id), str(detections["several"].id)}
+
+
+def test_deleting_many_detections_deletes_their_files(admin_client, detections, media_root):
+    chosen = [str(detections["none"].id), str(detections["several"].id)]
+
+    admin_client.post(LIST_URL, {"action": "delete_selected", "_selected_action": chosen, "post": "yes"})
+
+    assert list(Detection.objects.values_list("id", flat=True)) == [detections["one"].id]
+    assert {path.parent.name for path in stored_files(media_root)} == {str(detections["one"].id)}
