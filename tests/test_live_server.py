@@ -3,16 +3,10 @@
 import asyncio
 import io
 import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,29 +19,15 @@ from PIL import Image
 from skimage import data
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import TEST_REDIS_URL
+from tests.live_server import HOST, Server, docker_configuration, embedded_configuration, running_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-STARTUP_SECONDS = 60
 BROADCAST_SECONDS = 5
 
 # Where the astronaut's face is in skimage's 512x512 photo, by eye, with some slack.
 FACE_CENTRE_X = (170, 280)
 FACE_CENTRE_Y = (55, 185)
 FACE_WIDTH = (60, 160)
-
-
-@dataclass(frozen=True)
-class Server:
-    base_url: str
-    ws_url: str
-    port: int
-    media_root: Path
-    log_path: Path
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @dataclass(frozen=True)
@@ -64,126 +44,12 @@ def encode(pixels: np.ndarray, image_format: str) -> bytes:
     return buffer.getvalue()
 
 
-def free_port() -> int:
-    # The OS picks a port nobody uses; it is released for the server a moment later.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    # The server runs in a session of its own: signal the group, so a half-started
-    # entrypoint (sh plus its migrate child) goes away too, not only the shell.
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
-
-
-TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-
-
-def required_service(name: str, check: Callable[[], object]) -> None:
-    """PostgreSQL and Redis are mandatory in CI; locally a missing one skips with the reason."""
-    try:
-        check()
-    except Exception as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is required in CI and is not reachable: {error}", False)
-        pytest.skip(f"no {name}: {error}")
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one server, dropped afterwards."""
-    import psycopg
-
-    name = f"faces_e2e_{uuid.uuid4().hex[:12]}"
-    required_service("PostgreSQL", lambda: psycopg.connect(TEST_POSTGRES_URL, connect_timeout=3).close())
-    with psycopg.connect(TEST_POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield TEST_POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(TEST_POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def embedded_configuration(root: Path) -> Iterator[dict[str, str]]:
-    # What `make run` uses: SQLite and the in-memory channel layer, one process.
-    yield {"DATABASE_URL": f"sqlite:///{root / 'db.sqlite3'}"}
-
-
-@contextmanager
-def docker_configuration(root: Path) -> Iterator[dict[str, str]]:
-    # What docker-compose.yml sets: PostgreSQL for the rows, Redis for the channel layer.
-    import redis
-
-    required_service("Redis", lambda: redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=3).ping())
-    with postgres_database() as database_url:
-        yield {"DATABASE_URL": database_url, "REDIS_URL": TEST_REDIS_URL}
-
-
 @pytest.fixture(scope="module", params=[embedded_configuration, docker_configuration], ids=["embedded", "docker"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The server as users start it: ./entrypoint.sh, configured only through the environment."""
+    """The server as users start it, in the configuration of `make run` and of docker-compose.yml."""
     root = tmp_path_factory.mktemp("live_server")
-    port = free_port()
-    with request.param(root) as configuration:
-        env = {
-            **os.environ,
-            "PYTHON": sys.executable,
-            "PORT": str(port),
-            "HOST": HOST,
-            "MEDIA_ROOT": str(root / "media"),
-            "STATIC_ROOT": str(root / "static"),
-            "SECRET_KEY": "test-secret",
-            # Python buffers a pipe's output: unbuffered, a failure shows the server's last words.
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("REDIS_URL", None)
-        env.update(configuration)
-        log_path = root / "server.log"
-        running = Server(
-            base_url=f"http://{HOST}:{port}",
-            ws_url=f"ws://{HOST}:{port}/faces",
-            port=port,
-            media_root=root / "media",
-            log_path=log_path,
-        )
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                ["./entrypoint.sh"],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            wait_until_healthy(process, running)
-            yield running
-        finally:
-            stop(process)
-
-
-def wait_until_healthy(process: subprocess.Popen, server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"The server exited with {process.returncode} while starting:\n{server.output()}", False)
-        try:
-            if requests.get(server.base_url + "/healthz", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass  # not listening yet: migrate and collectstatic run first
-        time.sleep(0.2)
-    pytest.fail(f"The server did not answer /healthz within {STARTUP_SECONDS} s:\n{server.output()}", False)
+    with request.param(root) as configuration, running_server(root, configuration) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
