@@ -10,11 +10,12 @@ django_asgi_app = get_asgi_application()  # before importing code that touches m
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from detection.routing import websocket_urlpatterns  # noqa: E402
+from facesite.limits import RequestBodyLimit  # noqa: E402
 from facesite.origins import BrowserOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": RequestBodyLimit(django_asgi_app),
         "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

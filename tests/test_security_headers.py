@@ -1,0 +1,54 @@
+"""Production settings: secure headers, the page's Content-Security-Policy, `check --deploy`."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from django.test import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_page_sends_a_content_security_policy():
+    policy = Client().get("/")["Content-Security-Policy"]
+
+    assert "default-src 'self'" in policy
+    assert "connect-src 'self'" in policy  # the websocket and the API, nothing else
+    assert "object-src 'none'" in policy and "frame-ancestors 'none'" in policy
+
+
+@pytest.mark.parametrize("path", ["/", "/image", "/healthz", "/nothing-here"])
+def test_responses_carry_secure_headers(path):
+    response = Client().get(path)
+
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_debug_is_off_unless_asked(settings):
+    assert settings.DEBUG is False
+
+
+def test_check_deploy_is_clean_in_the_docker_configuration():
+    web = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["web"]["environment"]
+    # The compose file's values with their ${NAME:-default} defaults, as docker compose would pass them.
+    compose_env = {key: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value)) for key, value in web.items()}
+    env = {**os.environ, **compose_env, "SECRET_KEY": "a-deploy-check-key-long-and-random-enough-0123456789abcdefghij"}
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
