@@ -2,9 +2,13 @@
 
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -70,3 +74,51 @@ def detection_delete_files(detection: Detection) -> None:
     for field in (detection.original, detection.annotated):
         if field.name:
             field.storage.delete(field.name)
+
+
+def detection_prune(*, older_than: timedelta) -> int:
+    """Delete detections created more than `older_than` ago; their files follow (see signals)."""
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    # In batches, so a first prune of a large archive does not hold one huge transaction.
+    while ids := list(Detection.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[:500]):
+        with transaction.atomic():
+            Detection.objects.filter(id__in=ids).delete()
+        deleted += len(ids)
+    return deleted
+
+
+@dataclass(frozen=True)
+class MediaReport:
+    orphan_files: list[str]  # stored files no detection points at
+    missing_files: list[str]  # detections (ids) with a file gone
+
+
+def media_check() -> MediaReport:
+    """Compare the files under detections/ with the rows that should own them."""
+    referenced: set[str] = set()
+    missing = []
+    for detection in Detection.objects.only("id", "original", "annotated").iterator():
+        names = [detection.original.name, detection.annotated.name]
+        referenced.update(names)
+        if not all(default_storage.exists(name) for name in names):
+            missing.append(str(detection.id))
+    orphans = [name for name in _stored_names("detections") if name not in referenced]
+    return MediaReport(orphan_files=sorted(orphans), missing_files=sorted(missing))
+
+
+def media_repair(report: MediaReport) -> None:
+    """Remove orphan files, and detections whose files are gone (they could never be shown)."""
+    for name in report.orphan_files:
+        default_storage.delete(name)
+    Detection.objects.filter(id__in=report.missing_files).delete()
+
+
+def _stored_names(folder: str) -> Iterator[str]:
+    if not default_storage.exists(folder):
+        return
+    folders, files = default_storage.listdir(folder)
+    for name in files:
+        yield f"{folder}/{name}"
+    for name in folders:
+        yield from _stored_names(f"{folder}/{name}")

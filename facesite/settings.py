@@ -115,6 +115,8 @@ STORAGES = {
 # Upload limits. Uploads above FILE_UPLOAD_MAX_MEMORY_SIZE spool to a temporary file.
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 50_000_000)
+# `manage.py prune_detections` deletes detections older than this many days; 0 keeps everything.
+RETENTION_DAYS = env_int("RETENTION_DAYS", 0)
 
 # Detector: the profile (fast, balanced, accurate) and score threshold used unless a request asks
 # otherwise, and the threads each detection may use (0: one per core).

@@ -29,6 +29,8 @@ class Server:
     port: int
     media_root: Path
     log_path: Path
+    process: subprocess.Popen
+    env: dict[str, str]  # its configuration, for running manage.py against the same data
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -117,17 +119,19 @@ def running_server(root: Path, configuration: dict[str, str], *, port: int | Non
     env.pop("REDIS_URL", None)
     env.update(configuration)
     log_path = root / f"server-{port}.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            ["./entrypoint.sh"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     server = Server(
         base_url=f"http://{HOST}:{port}",
         ws_url=f"ws://{HOST}:{port}/faces",
         port=port,
         media_root=root / "media",
         log_path=log_path,
+        process=process,
+        env=env,
     )
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            ["./entrypoint.sh"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
     try:
         wait_until_healthy(process, server)
         yield server
