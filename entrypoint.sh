@@ -19,4 +19,4 @@ echo "  page        http://localhost:$PORT/"
 echo "  API docs    http://localhost:$PORT/api/docs/"
 echo "  upload      curl -F image=@photo.jpg http://localhost:$PORT/image"
 echo "  websocket   ws://localhost:$PORT/faces"
-exec "$PYTHON" -m daphne --bind "$HOST" --port "$PORT" facesite.asgi:application
+exec "$PYTHON" -m facesite.serve --bind "$HOST" --port "$PORT" facesite.asgi:application
