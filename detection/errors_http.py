@@ -3,6 +3,8 @@
 Every error, ours or the framework's, has the shape {"error": {"code": ..., "message": ...}}.
 """
 
+import math
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
@@ -56,10 +58,16 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             "or as the raw body with an image/* Content-Type."
         )
         return Response(error_body("unsupported_media_type", message), status=exc.status_code)
+    if isinstance(exc, exceptions.NotAuthenticated):
+        exc.detail = "This server needs an API key: send Authorization: Bearer <key> or X-API-Key: <key>."
     if isinstance(exc, exceptions.APIException):
         headers = {}
         if isinstance(exc, exceptions.MethodNotAllowed):
             headers["Allow"] = ", ".join(context["view"].allowed_methods)
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(math.ceil(exc.wait))
         return Response(error_body(exc.default_code, str(exc.detail)), status=exc.status_code, headers=headers)
     return None
 

@@ -161,6 +161,10 @@ class MediaFileView(APIView):
 
 
 class HealthzView(APIView):
+    # Probes need no key and are never throttled.
+    permission_classes = []
+    throttle_classes = []
+
     @extend_schema(
         summary="The process is alive",
         responses={200: inline_serializer("Health", {"status": serializers.CharField()})},
@@ -170,6 +174,9 @@ class HealthzView(APIView):
 
 
 class ReadyzView(APIView):
+    permission_classes = []
+    throttle_classes = []
+
     @extend_schema(
         summary="Database, media storage, channel layer and detector all work",
         responses={

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "detection",
+    "access",
 ]
 
 MIDDLEWARE = [
@@ -124,10 +125,34 @@ DETECTOR_PROFILE = env_str("DETECTOR_PROFILE", "balanced")
 DETECTOR_MIN_CONFIDENCE = env_float("DETECTOR_MIN_CONFIDENCE", 0.7)
 DETECTOR_THREADS = env_int("DETECTOR_THREADS", 0)
 
+# API keys: from the environment (comma-separated) and/or created in the admin, stored hashed.
+# With none configured the API is open to everyone.
+API_KEYS = env_list("API_KEYS", [])
+API_KEYS_REQUIRED_FOR_READ = env_bool("API_KEYS_REQUIRED_FOR_READ", False)
+# Requests per client (API key, or address without one), e.g. "60/min"; empty: unlimited.
+THROTTLE_RATES = {
+    "uploads": env_str("THROTTLE_UPLOADS", "60/min"),
+    "reads": env_str("THROTTLE_READS", "1200/min"),
+}
+# Proxies in front whose X-Forwarded-For to trust for the client address (1 behind one nginx).
+NUM_PROXIES = env_int("NUM_PROXIES", 0)
+
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
-    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "access.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["access.permissions.KeyRequiredWhenConfigured"],
+    "DEFAULT_THROTTLE_CLASSES": ["access.throttling.ClientRateThrottle"],
+    "NUM_PROXIES": NUM_PROXIES or None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "detection.errors_http.api_exception_handler",

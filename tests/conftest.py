@@ -77,3 +77,11 @@ def two_faces_jpeg(astronaut: Image.Image) -> bytes:
     pair.paste(astronaut, (0, 0))
     pair.paste(Image.fromarray(data.camera()).convert("RGB").resize((256, 256)), (512, 0))
     return encode(pair, "JPEG", quality=92)
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> None:
+    """Rate-limit counters live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()

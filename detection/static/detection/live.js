@@ -6,6 +6,7 @@ const uploads = document.getElementById("uploads");
 const fileInput = document.getElementById("image");
 const dropZone = document.getElementById("drop-zone");
 const detail = document.getElementById("detail");
+const csrfToken = document.querySelector("[name=csrfmiddlewaretoken]").value;
 
 const shown = new Map(); // id -> detection: nothing is shown twice
 let newestSeen = null; // created_at of the newest detection shown, for catching up
@@ -179,6 +180,8 @@ function send({ file, row, progress, status }) {
     request.open("POST", "/image");
     request.responseType = "json";
     request.setRequestHeader("Accept", "application/json");
+    // When the server needs API keys, a logged-in operator uploads with the session and this token.
+    request.setRequestHeader("X-CSRFToken", csrfToken);
     status.textContent = "uploading…";
     request.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) progress.value = (100 * event.loaded) / event.total;

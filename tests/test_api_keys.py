@@ -1,0 +1,96 @@
+"""API keys: open without any, required for uploads once one exists, optional for reads."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from rest_framework.test import APIClient
+
+from access.models import ApiKey
+from access.services import api_key_create, hash_key
+
+pytestmark = pytest.mark.django_db
+
+
+def upload(client: APIClient, content: bytes, **headers: str):
+    return client.post("/image", {"image": SimpleUploadedFile("p", content)}, format="multipart", headers=headers)
+
+
+def test_without_keys_the_api_is_open(coffee_png):
+    assert upload(APIClient(), coffee_png).status_code == 201
+
+
+def test_with_a_key_an_upload_without_it_is_refused(coffee_png):
+    api_key_create(name="camera")
+
+    response = upload(APIClient(), coffee_png)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert "X-API-Key" in response.json()["error"]["message"]
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_key_works_as_a_bearer_token_or_a_header(coffee_png):
+    api_key, key = api_key_create(name="camera")
+
+    assert upload(APIClient(), coffee_png, Authorization=f"Bearer {key}").status_code == 201
+    assert upload(APIClient(), coffee_png, **{"X-API-Key": key}).status_code == 201
+    api_key.refresh_from_db()
+    assert api_key.last_used_at is not None
+
+
+def test_a_wrong_or_revoked_key_is_refused(coffee_png):
+    api_key, key = api_key_create(name="camera")
+
+    assert upload(APIClient(), coffee_png, Authorization="Bearer fk_guess").status_code == 401
+    ApiKey.objects.filter(id=api_key.id).update(active=False)
+    assert upload(APIClient(), coffee_png, Authorization=f"Bearer {key}").status_code == 401
+
+
+def test_keys_from_the_environment_work(coffee_png, settings):
+    settings.API_KEYS = ["a-key-from-the-environment"]
+
+    assert upload(APIClient(), coffee_png).status_code == 401
+    assert upload(APIClient(), coffee_png, **{"X-API-Key": "a-key-from-the-environment"}).status_code == 201
+
+
+def test_only_a_hash_of_the_key_is_stored():
+    api_key, key = api_key_create(name="camera")
+
+    assert api_key.hashed == hash_key(key)
+    assert key not in str(ApiKey.objects.filter(id=api_key.id).values().get())
+
+
+def test_reads_stay_open_unless_configured(coffee_png, settings):
+    api_key_create(name="camera")
+    assert APIClient().get("/image").status_code == 200
+
+    settings.API_KEYS_REQUIRED_FOR_READ = True
+
+    assert APIClient().get("/image").status_code == 401
+    assert APIClient().get("/healthz").status_code == 200  # probes never need a key
+
+
+def test_a_logged_in_operator_uploads_from_the_page_with_the_csrf_token(coffee_png):
+    api_key_create(name="camera")
+    get_user_model().objects.create_superuser("operator", "", "a long pass phrase")
+    browser = Client(enforce_csrf_checks=True)
+    browser.login(username="operator", password="a long pass phrase")
+    token = browser.get("/").context["csrf_token"]
+
+    without_token = browser.post("/image", {"image": SimpleUploadedFile("p", coffee_png)})
+    with_token = browser.post(
+        "/image", {"image": SimpleUploadedFile("p", coffee_png)}, headers={"X-CSRFToken": str(token)}
+    )
+
+    assert without_token.status_code == 403
+    assert with_token.status_code == 201
+
+
+def test_the_admin_shows_a_new_key_once(admin_client):
+    response = admin_client.post("/admin/access/apikey/add/", {"name": "camera", "active": "on"}, follow=True)
+
+    [message] = [str(message) for message in response.context["messages"] if "copy it now" in str(message)]
+    key = message.split(" is ", 1)[1].split(" ", 1)[0]
+    assert ApiKey.objects.get().hashed == hash_key(key)
