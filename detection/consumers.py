@@ -1,3 +1,5 @@
+from collections import Counter
+
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -19,14 +21,32 @@ def scope_base_url(scope: dict) -> str:
 
 
 class FacesConsumer(AsyncJsonWebsocketConsumer):
-    """Relays every new detection to this client. Clients only listen; what they send is ignored."""
+    """Relays every new detection to this client. Clients only listen; what they send is ignored.
+
+    Daphne pings every client (every 20 s) and drops those that stop answering.
+    """
+
+    # Open sockets per client address in this process: one address cannot take every socket.
+    open_per_client: Counter[str] = Counter()
+    client: str | None = None  # set once the socket is accepted and counted
 
     async def connect(self) -> None:
+        client = (self.scope.get("client") or ("unknown", 0))[0]
+        if self.open_per_client[client] >= settings.WEBSOCKET_MAX_PER_CLIENT:
+            await self.close()  # refuses the handshake (HTTP 403)
+            return
+        self.client = client
+        self.open_per_client[client] += 1
         self.base_url = scope_base_url(self.scope)
         await self.channel_layer.group_add(FACES_GROUP, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        if self.client is None:
+            return  # refused at connect: never counted, never joined
+        self.open_per_client[self.client] -= 1
+        if not self.open_per_client[self.client]:
+            del self.open_per_client[self.client]
         await self.channel_layer.group_discard(FACES_GROUP, self.channel_name)
 
     async def detection_created(self, event: dict) -> None:

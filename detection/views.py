@@ -1,5 +1,6 @@
 """HTTP views: thin wrappers around services and selectors. No OpenCV here."""
 
+import logging
 import uuid
 
 from django.conf import settings
@@ -36,6 +37,7 @@ from detection.serializers import (
 from detection.services import detection_create
 
 MEDIA_CACHE_SECONDS = 365 * 24 * 3600
+logger = logging.getLogger(__name__)
 
 ERROR_SCHEMA = inline_serializer(
     "Error",
@@ -104,6 +106,21 @@ class DetectionListCreateView(GenericAPIView):
         params = DetectionParamsSerializer(data={**request.query_params.dict(), **request.data.dict()})
         params.is_valid(raise_exception=True)
         detection = detection_create(image_bytes=image_bytes, **params.validated_data)
+        logger.info(
+            "detection created",
+            extra={
+                "fields": {
+                    "detection_id": str(detection.id),
+                    "width": detection.width,
+                    "height": detection.height,
+                    "bytes": len(image_bytes),
+                    "face_count": detection.face_count,
+                    "ms": detection.processing_ms,
+                    "profile": detection.detector_profile,
+                    "client": request.META.get("REMOTE_ADDR"),
+                }
+            },
+        )
         body = with_base_url(DetectionSerializer(detection).data, request_base_url(request))
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["detail_url"]})
 

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "facesite.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -134,6 +135,8 @@ THROTTLE_RATES = {
     "uploads": env_str("THROTTLE_UPLOADS", "60/min"),
     "reads": env_str("THROTTLE_READS", "1200/min"),
 }
+# Websocket connections one client address may hold open on /faces (per process).
+WEBSOCKET_MAX_PER_CLIENT = env_int("WEBSOCKET_MAX_PER_CLIENT", 50)
 # Proxies in front whose X-Forwarded-For to trust for the client address (1 behind one nginx).
 NUM_PROXIES = env_int("NUM_PROXIES", 0)
 
@@ -174,8 +177,12 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "facesite.logs.JsonFormatter"},
+    },
+    # LOG_FORMAT=plain for people reading a terminal; json (default) for log collectors.
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": env_str("LOG_FORMAT", "json")}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 CSRF_FAILURE_VIEW = "detection.errors_http.csrf_failure"

@@ -133,3 +133,17 @@ async def test_a_redis_backed_socket_stays_open_past_redis_timeouts(settings, re
 
     assert (await client.receive_json_from(timeout=5))["id"] == body["id"]
     await client.disconnect()
+
+
+async def test_one_address_cannot_take_every_socket(settings):
+    settings.WEBSOCKET_MAX_PER_CLIENT = 2
+    clients = [client_for() for _ in range(3)]
+
+    accepted = [(await client.connect())[0] for client in clients]
+
+    assert accepted == [True, True, False]
+    await clients[0].disconnect()
+    replacement = client_for()
+    assert (await replacement.connect())[0]  # a closed socket frees its place
+    for client in (clients[1], replacement):
+        await client.disconnect()

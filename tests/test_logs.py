@@ -1,0 +1,36 @@
+"""One structured line per request and per detection, with no image bytes and no keys."""
+
+import json
+import logging
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from facesite.logs import JsonFormatter
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_upload_logs_the_request_and_the_detection(coffee_png, caplog, settings):
+    settings.API_KEYS = ["secret-key-that-must-not-be-logged"]
+    caplog.set_level(logging.INFO)
+
+    response = Client(REMOTE_ADDR="192.0.2.7").post(
+        "/image?x=1",
+        {"image": SimpleUploadedFile("p.png", coffee_png)},
+        headers={"X-API-Key": "secret-key-that-must-not-be-logged"},
+    )
+
+    lines = [JsonFormatter().format(record) for record in caplog.records]
+    entries = [json.loads(line) for line in lines]
+    [request] = [entry for entry in entries if entry["logger"] == "facesite.requests"]
+    [detection] = [entry for entry in entries if entry["message"] == "detection created"]
+    assert (request["method"], request["path"], request["status"]) == ("POST", "/image", 201)
+    assert request["client"] == "192.0.2.7" and request["ms"] > 0
+    assert detection["detection_id"] == response.json()["id"]
+    assert (detection["width"], detection["height"], detection["face_count"]) == (600, 400, 0)
+    assert detection["bytes"] == len(coffee_png) and detection["client"] == "192.0.2.7"
+    everything = "\n".join(lines)
+    assert "secret-key-that-must-not-be-logged" not in everything
+    assert "PNG" not in everything and len(everything) < 5000  # no image bytes
