@@ -28,7 +28,7 @@ class FaceCountFilter(admin.SimpleListFilter):
 class DetectionAdmin(admin.ModelAdmin):
     """A detection is a record of what happened: browse and delete, never edit."""
 
-    list_display = ["thumbnail", "created_at", "face_count", "size", "detector", "id"]
+    list_display = ["thumbnail", "created_at", "face_count", "size", "detector_profile", "annotate_style"]
     list_display_links = ["thumbnail", "created_at"]
     list_filter = ["created_at", FaceCountFilter, "detector_profile", "annotate_style"]
     search_fields = ["=id"]
@@ -78,7 +78,9 @@ class DetectionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Size")
     def size(self, detection: Detection) -> str:
-        return f"{detection.width} x {detection.height}"
+        return format_html(
+            '<span style="white-space:nowrap">{}&thinsp;&times;&thinsp;{}</span>', detection.width, detection.height
+        )
 
     @admin.display(description="Detector", ordering="detector_profile")
     def detector(self, detection: Detection) -> str:
@@ -87,13 +89,14 @@ class DetectionAdmin(admin.ModelAdmin):
     @admin.display(description="Images")
     def images(self, detection: Detection) -> str:
         figure = (
-            '<figure style="margin:0 1em 1em 0;display:inline-block;vertical-align:top">'
-            '<a href="{0}"><img src="{0}" alt="{1}" style="max-width:min(40vw,640px);height:auto"></a>'
+            '<figure style="margin:0;flex:1 1 16rem;max-width:calc(50% - 0.5rem);min-width:14rem">'
+            '<a href="{0}"><img src="{0}" alt="{1}" style="width:100%;height:auto"></a>'
             "<figcaption>{1}</figcaption></figure>"
         )
-        return format_html_join(
+        figures = format_html_join(
             "", figure, [(detection.original.url, "Original"), (detection.annotated.url, "Annotated")]
         )
+        return format_html('<div style="display:flex;flex-wrap:wrap;gap:1rem">{}</div>', figures)
 
     @admin.display(description="Faces")
     def faces_table(self, detection: Detection) -> str:

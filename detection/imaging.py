@@ -6,18 +6,32 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from detection.errors import CorruptImage, ImageEmpty, ImageTooLarge, UnsupportedImageFormat
 from detection.faces import Face
 
+pillow_heif.register_heif_opener()  # HEIC photos from phones; AVIF is built into Pillow
+
 # Pillow format name -> file extension of the stored original.
-SUPPORTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff", "GIF": "gif"}
-SUPPORTED_FORMATS_TEXT = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+SUPPORTED_FORMATS = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "AVIF": "avif",
+    "HEIF": "heic",
+    "BMP": "bmp",
+    "TIFF": "tiff",
+    "GIF": "gif",
+}
+SUPPORTED_FORMATS_TEXT = "JPEG, PNG, WebP, AVIF, HEIC, BMP, TIFF or GIF"
 CONTENT_TYPE_BY_EXTENSION = {
     "jpg": "image/jpeg",
     "png": "image/png",
     "webp": "image/webp",
+    "avif": "image/avif",
+    "heic": "image/heic",
     "bmp": "image/bmp",
     "tiff": "image/tiff",
     "gif": "image/gif",

@@ -33,7 +33,7 @@ class Detection(models.Model):
     detector_name = models.CharField(max_length=50)
     detector_version = models.CharField(max_length=50)
     detector_profile = models.CharField(max_length=20)
-    annotate_style = models.CharField(max_length=20, help_text="box, blur or pixelate")
+    annotate_style = models.CharField(max_length=20)  # box, blur or pixelate
     processing_ms = models.FloatField(help_text="Time spent decoding, detecting and drawing, in milliseconds.")
 
     class Meta:

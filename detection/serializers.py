@@ -91,7 +91,7 @@ class DetectionSerializer(serializers.ModelSerializer):
 class DetectionUploadSerializer(serializers.Serializer):
     """The upload's fields, also accepted in the query string (for raw-body uploads)."""
 
-    image = serializers.FileField(help_text="The photo: JPEG, PNG, WebP, BMP, TIFF or GIF (first frame).")
+    image = serializers.FileField(help_text="The photo: JPEG, PNG, WebP, AVIF, HEIC, BMP, TIFF or GIF (first frame).")
     min_confidence = serializers.FloatField(
         required=False,
         min_value=0.0,

@@ -370,8 +370,6 @@ def test_several_files_upload_one_after_the_other(
 def test_the_admin_lists_and_shows_detections_with_their_images(
     open_page: OpenPage, console: Console, server: Server, a_few_detections: list[dict]
 ) -> None:
-    # Django's admin links no icon, so Chromium asks for /favicon.ico, which the site does not have.
-    console.tolerate(r"status of 404 \(Not Found\) \(at http://[^ ]+/favicon\.ico\)")
     page = open_page(server.base_url + "/admin/login/?next=/admin/detection/detection/")
     page.fill("#id_username", ADMIN_USERNAME)
     page.fill("#id_password", ADMIN_PASSWORD)

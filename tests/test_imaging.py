@@ -21,11 +21,12 @@ def png_claiming_size(width: int, height: int) -> bytes:
     return png[:12] + header + struct.pack(">I", zlib.crc32(header)) + png[33:]
 
 
-@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"])
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "AVIF", "HEIF", "BMP", "TIFF", "GIF"])
 def test_it_decodes_every_supported_format(astronaut, image_format):
     image = decode_image(encode(astronaut, image_format), max_pixels=LIMIT)
 
     assert (image.width, image.height) == (512, 512)
+    assert abs(image.bgr[::-1].astype(int).mean() - np.asarray(astronaut)[::-1].mean()) < 3  # the real pixels
     assert image.bgr.shape == (512, 512, 3)
     assert image.format == image_format
 
@@ -66,7 +67,7 @@ def test_it_rejects_an_empty_file():
     [b"hello, world\n" * 10, b"%PDF-1.4\n%...", b'<svg xmlns="http://www.w3.org/2000/svg"/>', bytes(range(256))],
 )
 def test_it_rejects_what_is_not_a_supported_image(content):
-    with pytest.raises(UnsupportedImageFormat, match="JPEG, PNG, WebP, BMP, TIFF or GIF"):
+    with pytest.raises(UnsupportedImageFormat, match="JPEG, PNG, WebP, AVIF, HEIC, BMP, TIFF or GIF"):
         decode_image(content, max_pixels=LIMIT)
 
 

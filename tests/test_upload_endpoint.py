@@ -129,7 +129,7 @@ def test_it_rejects_a_text_file_named_like_a_photo(client):
     response = upload(client, b"definitely not a photo\n" * 20, name="photo.jpg")
 
     assert_error(response, 415, "unsupported_image_format")
-    assert "JPEG, PNG, WebP, BMP, TIFF or GIF" in response.json()["error"]["message"]
+    assert "JPEG, PNG, WebP, AVIF, HEIC, BMP, TIFF or GIF" in response.json()["error"]["message"]
 
 
 def test_it_rejects_a_body_that_is_not_declared_an_image(client, astronaut_jpeg):

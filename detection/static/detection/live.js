@@ -43,7 +43,7 @@ function card(detection) {
   time.textContent = new Date(detection.created_at).toLocaleString();
   const json = link(detection.detail_url, "JSON");
   const original = link(detection.original_url, "original");
-  caption.append(count, " · ", time, " · ", json, " · ", original);
+  caption.append(count, time, json, original);
 
   item.append(open, caption);
   return item;
@@ -273,6 +273,9 @@ if (navigator.mediaDevices?.getUserMedia) {
 // ---- the detail view ----
 
 function openDetail(detection) {
+  document.getElementById("detail-caption").textContent = detection.faces.length
+    ? "Original, each face outlined from the JSON: hover, tap or focus one for its confidence"
+    : "Original";
   document.getElementById("detail-title").textContent =
     `${facesText(detection.face_count)} · ${new Date(detection.created_at).toLocaleString()}`;
   const original = document.getElementById("detail-original");
