@@ -1,8 +1,11 @@
-"""Daphne, stopping gracefully: `python -m facesite.serve` takes Daphne's own command-line options.
+"""Daphne with two additions: `python -m facesite.serve` takes Daphne's own command-line options.
 
-Daphne on its own drops the requests in flight when it gets SIGTERM (a deploy, `docker stop`).
-Here SIGTERM and SIGINT stop accepting connections, let the HTTP requests in flight finish
-(their detections are stored and broadcast before they answer), and only then stop the process.
+- A graceful stop. Daphne on its own drops the requests in flight when it gets SIGTERM (a deploy,
+  `docker stop`). Here SIGTERM and SIGINT stop accepting connections, let the HTTP requests in
+  flight finish (their detections are stored and broadcast before they answer), then stop.
+- A bound on what a websocket client may leave unread. Twisted buffers whatever the kernel cannot
+  send yet, without limit: a client that never reads would grow the server's memory with every
+  broadcast. Past WEBSOCKET_MAX_BUFFER_BYTES unread, the client is disconnected.
 """
 
 import logging
@@ -12,6 +15,8 @@ import time
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import WebRequest
 from daphne.server import Server
+from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+from django.conf import settings
 from twisted.internet import reactor
 
 logger = logging.getLogger("facesite.serve")
@@ -20,8 +25,24 @@ GRACE_SECONDS = 30  # docker stop waits 10 s by default; compose gives this serv
 POLL_SECONDS = 0.1
 
 
+def unsent_bytes(transport: object) -> int:
+    """What a Twisted transport holds in memory because the peer has not taken it yet."""
+    buffered = getattr(transport, "dataBuffer", b"")
+    return len(buffered) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+
+
+class BoundedWebSocketProtocol(WebSocketProtocol):
+    def serverSend(self, content: str | bytes, binary: bool = False) -> None:
+        if unsent_bytes(self.transport) > settings.WEBSOCKET_MAX_BUFFER_BYTES:
+            logger.warning("Dropping websocket client %s: it is not reading its messages", self.client_addr)
+            self.dropConnection(abort=True)
+            return
+        super().serverSend(content, binary)
+
+
 class GracefulServer(Server):
     def run(self) -> None:
+        WebSocketFactory.protocol = BoundedWebSocketProtocol
         self.ports = []
         self.stopping_since: float | None = None
         for signal_number in (signal.SIGTERM, signal.SIGINT):

@@ -91,7 +91,12 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
-CHANNEL_LAYERS = channel_layers(REDIS_URL, max_connections=env_int("REDIS_MAX_CONNECTIONS", 1000))
+CHANNEL_LAYERS = channel_layers(
+    REDIS_URL,
+    max_connections=env_int("REDIS_MAX_CONNECTIONS", 1000),
+    # Several deployments can share one Redis with a prefix each.
+    prefix=env_str("CHANNEL_LAYER_PREFIX", "asgi"),
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -137,6 +142,8 @@ THROTTLE_RATES = {
 }
 # Websocket connections one client address may hold open on /faces (per process).
 WEBSOCKET_MAX_PER_CLIENT = env_int("WEBSOCKET_MAX_PER_CLIENT", 50)
+# Unread bytes a websocket client may leave queued in this server before it is disconnected.
+WEBSOCKET_MAX_BUFFER_BYTES = env_int("WEBSOCKET_MAX_BUFFER_BYTES", 1024 * 1024)
 # Proxies in front whose X-Forwarded-For to trust for the client address (1 behind one nginx).
 NUM_PROXIES = env_int("NUM_PROXIES", 0)
 
