@@ -35,3 +35,11 @@ class ImageTooLarge(DetectionError):
 
 class InvalidParameter(DetectionError):
     code = "invalid_parameter"
+
+
+class ServerBusy(DetectionError):
+    code = "server_busy"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -17,6 +17,7 @@ from detection.errors import (
     ImageMissing,
     ImageTooLarge,
     InvalidParameter,
+    ServerBusy,
     UnsupportedImageFormat,
 )
 
@@ -27,6 +28,7 @@ STATUS_BY_ERROR: dict[type[DetectionError], int] = {
     InvalidParameter: 400,
     ImageTooLarge: 413,
     UnsupportedImageFormat: 415,
+    ServerBusy: 503,
 }
 
 
@@ -45,7 +47,8 @@ def _validation_message(detail: object) -> str:
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's EXCEPTION_HANDLER. Returning None lets DRF re-raise: a real bug, logged as a 500."""
     if isinstance(exc, DetectionError):
-        return Response(error_body(exc.code, exc.message), status=STATUS_BY_ERROR[type(exc)])
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServerBusy) else {}
+        return Response(error_body(exc.code, exc.message), status=STATUS_BY_ERROR[type(exc)], headers=headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -16,6 +16,10 @@ from detection.detector import DETECTOR_NAME, DETECTOR_VERSION, detect_faces
 from detection.faces import select_faces
 from detection.imaging import annotate, decode_image, encode_jpeg
 from detection.models import Detection
+from detection.slots import DetectionSlots
+
+# One process's detections: DETECTION_WORKERS at once (the cores), DETECTION_QUEUE more waiting.
+slots = DetectionSlots(running=settings.DETECTION_WORKERS, waiting=settings.DETECTION_QUEUE)
 
 
 def detection_create(
@@ -33,17 +37,18 @@ def detection_create(
     file; if anything fails after the files are written, they are removed again.
     """
     profile = profile or settings.DETECTOR_PROFILE
-    started = time.perf_counter()
-    image = decode_image(image_bytes, max_pixels=settings.MAX_IMAGE_PIXELS)
-    faces = detect_faces(
-        image.bgr,
-        min_confidence=settings.DETECTOR_MIN_CONFIDENCE if min_confidence is None else min_confidence,
-        profile=profile,
-        threads=settings.DETECTOR_THREADS,
-    )
-    faces = select_faces(faces, min_face_size=min_face_size, max_faces=max_faces)
-    annotated_jpeg = encode_jpeg(annotate(image.bgr, faces, style=annotate_style))
-    processing_ms = (time.perf_counter() - started) * 1000
+    with slots.slot():
+        started = time.perf_counter()
+        image = decode_image(image_bytes, max_pixels=settings.MAX_IMAGE_PIXELS)
+        faces = detect_faces(
+            image.bgr,
+            min_confidence=settings.DETECTOR_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+            profile=profile,
+            threads=settings.DETECTOR_THREADS,
+        )
+        faces = select_faces(faces, min_face_size=min_face_size, max_faces=max_faces)
+        annotated_jpeg = encode_jpeg(annotate(image.bgr, faces, style=annotate_style))
+        processing_ms = (time.perf_counter() - started) * 1000
 
     detection = Detection(
         id=uuid.uuid4(),

@@ -129,7 +129,11 @@ RETENTION_DAYS = env_int("RETENTION_DAYS", 0)
 # otherwise, and the threads each detection may use (0: one per core).
 DETECTOR_PROFILE = env_str("DETECTOR_PROFILE", "balanced")
 DETECTOR_MIN_CONFIDENCE = env_float("DETECTOR_MIN_CONFIDENCE", 0.7)
-DETECTOR_THREADS = env_int("DETECTOR_THREADS", 0)
+DETECTOR_THREADS = env_int("DETECTOR_THREADS", 1)
+# Detections one process runs at once (default: one per core, each on DETECTOR_THREADS threads)
+# and how many more may wait; past that, uploads get 503 with Retry-After.
+DETECTION_WORKERS = env_int("DETECTION_WORKERS", os.cpu_count() or 1)
+DETECTION_QUEUE = env_int("DETECTION_QUEUE", 2 * (os.cpu_count() or 1))
 
 # API keys: from the environment (comma-separated) and/or created in the admin, stored hashed.
 # With none configured the API is open to everyone.
