@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8282
+WORKERS ?= 1
 
 .PHONY: run test lint superuser bench-detector
 
@@ -19,7 +20,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@ $(VENV)/.runtime-installed
 
 run: $(VENV)/.runtime-installed
-	PYTHON=$(BIN)/python PORT=$(PORT) ./entrypoint.sh
+	PYTHON=$(BIN)/python PORT=$(PORT) WORKERS=$(WORKERS) ./entrypoint.sh
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Starts the server: migrate, collect static files, then Daphne on 0.0.0.0:$PORT (8282).
+# Starts the server: migrate, collect static files, then Daphne on 0.0.0.0:$PORT (8282),
+# in WORKERS processes (1; more need REDIS_URL).
 # The Docker image's entrypoint, and what `make run` calls: it runs the same inside and outside a container.
 set -eu
 cd "$(dirname "$0")"
@@ -7,7 +8,10 @@ PYTHON="${PYTHON:-python}"
 PORT="${PORT:-8282}"
 HOST="${HOST:-0.0.0.0}"
 
-"$PYTHON" manage.py migrate --noinput
+# MIGRATE=false where another container or process migrates (several replicas starting at once).
+if [ "${MIGRATE:-true}" = "true" ]; then
+  "$PYTHON" manage.py migrate --noinput
+fi
 "$PYTHON" manage.py collectstatic --noinput --verbosity 0
 # The first admin user, from DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD (and _EMAIL).
 if [ -n "${DJANGO_SUPERUSER_USERNAME:-}" ] && [ -n "${DJANGO_SUPERUSER_PASSWORD:-}" ]; then
@@ -19,4 +23,5 @@ echo "  page        http://localhost:$PORT/"
 echo "  API docs    http://localhost:$PORT/api/docs/"
 echo "  upload      curl -F image=@photo.jpg http://localhost:$PORT/image"
 echo "  websocket   ws://localhost:$PORT/faces"
-exec "$PYTHON" -m facesite.serve --bind "$HOST" --port "$PORT" facesite.asgi:application
+export HOST PORT
+exec "$PYTHON" -m facesite.serve

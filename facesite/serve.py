@@ -1,4 +1,11 @@
-"""Daphne with two additions: `python -m facesite.serve` takes Daphne's own command-line options.
+"""Starts the server: Daphne on HOST:PORT (0.0.0.0:8282), in WORKERS processes (1).
+
+With WORKERS above 1, this process opens the listening socket and starts that many Daphne
+processes on it (the kernel spreads the connections over them), and passes SIGTERM on to them.
+Several processes must share messages through Redis: without REDIS_URL it refuses to start.
+PROXY_HEADERS=true takes the client address and scheme from X-Forwarded-* (behind a proxy).
+
+Daphne gets two additions here:
 
 - A graceful stop. Daphne on its own drops the requests in flight when it gets SIGTERM (a deploy,
   `docker stop`). Here SIGTERM and SIGINT stop accepting connections, let the HTTP requests in
@@ -9,7 +16,11 @@
 """
 
 import logging
+import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 
 from daphne.cli import CommandLineInterface
@@ -80,6 +91,60 @@ class GracefulServer(Server):
         logger.info("Stopped after %.1f s", waited)
 
 
-if __name__ == "__main__":
+def daphne_arguments(listen: list[str]) -> list[str]:
+    proxy = ["--proxy-headers"] if os.environ.get("PROXY_HEADERS", "").lower() in {"1", "true", "yes"} else []
+    return [*listen, *proxy, "facesite.asgi:application"]
+
+
+def run_daphne(arguments: list[str]) -> None:
     CommandLineInterface.server_class = GracefulServer
-    CommandLineInterface.entrypoint()
+    CommandLineInterface().run(arguments)
+
+
+def run_workers(count: int, host: str, port: int) -> int:
+    """`count` Daphne processes accepting on one socket; stops them all when told to or when one dies."""
+    listener = socket.create_server((host, port), backlog=2048)
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "facesite.serve"],
+            env={**os.environ, "WORKERS": "1", "LISTEN_FD": str(listener.fileno())},
+            pass_fds=[listener.fileno()],
+        )
+        for _ in range(count)
+    ]
+    print(f"Started {count} server processes on {host}:{port}: {[child.pid for child in children]}", flush=True)
+
+    def stop_children(signal_number: int, frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop_children)
+    signal.signal(signal.SIGINT, stop_children)
+    while all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    stop_children(signal.SIGTERM, None)  # one ended: end the rest, and let the supervisor restart us
+    return max(child.wait() for child in children)
+
+
+def main() -> int:
+    workers = int(os.environ.get("WORKERS", "1"))
+    host, port = os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8282"))
+    if "LISTEN_FD" in os.environ:
+        run_daphne(daphne_arguments(["--fd", os.environ["LISTEN_FD"]]))
+        return 0
+    if workers <= 1:
+        run_daphne(daphne_arguments(["--bind", host, "--port", str(port)]))
+        return 0
+    if not os.environ.get("REDIS_URL"):
+        print(
+            f"WORKERS={workers} needs REDIS_URL: processes share websocket messages only through Redis. "
+            "Without it, each process's clients would hear only that process's uploads.",
+            file=sys.stderr,
+        )
+        return 2
+    return run_workers(workers, host, port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
