@@ -18,7 +18,11 @@ URL_FIELDS = ("url", "original_url", "detail_url")
 
 
 def with_base_url(payload: dict, base_url: str) -> dict:
-    return {**payload, **{field: base_url + payload[field] for field in URL_FIELDS}}
+    # Paths get the client's base; URLs that are already absolute (media on S3) stay as they are.
+    return {
+        **payload,
+        **{field: base_url + payload[field] for field in URL_FIELDS if payload[field].startswith("/")},
+    }
 
 
 class BoxSerializer(serializers.Serializer):

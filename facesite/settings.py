@@ -114,8 +114,15 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+# Media on S3-compatible storage (several machines): pip install "django-storages[s3]" and set
+# AWS_STORAGE_BUCKET_NAME (plus AWS_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... as django-storages reads them).
+MEDIA_STORAGE = (
+    {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {"bucket_name": env_str("AWS_STORAGE_BUCKET_NAME")}}
+    if env_str("AWS_STORAGE_BUCKET_NAME")
+    else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": MEDIA_STORAGE,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 

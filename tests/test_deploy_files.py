@@ -13,21 +13,36 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_compose_runs_the_web_service_on_8282_with_redis_and_postgres():
+def test_compose_runs_replicas_behind_nginx_on_8282_with_redis_and_postgres():
     services = compose()["services"]
 
-    assert set(services) == {"web", "redis", "postgres"}
+    assert set(services) == {"migrate", "web", "nginx", "redis", "postgres"}
     web = services["web"]
-    assert web["ports"] == ["${PORT:-8282}:8282"]
+    assert "ports" not in web  # reached only through nginx
+    assert int(web["deploy"]["replicas"].removeprefix("${WEB_REPLICAS:-").removesuffix("}")) >= 2
     assert web["environment"]["DATABASE_URL"].startswith("postgres://")
-    assert web["environment"]["REDIS_URL"] == "redis://redis:6379/0"
-    assert "media:/app/media" in web["volumes"]
-    assert set(web["depends_on"]) == {"redis", "postgres"}
+    assert web["environment"]["REDIS_URL"] == "redis://redis:6379/0"  # replicas must share a layer
+    assert web["environment"]["MIGRATE"] == "false"
+    assert web["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert "media:/app/media" in web["volumes"]  # every replica sees every image
+    assert services["migrate"]["entrypoint"] == ["python", "manage.py", "migrate", "--noinput"]
+    assert services["nginx"]["ports"] == ["${PORT:-8282}:8282"]
+    assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in services["nginx"]["volumes"]
+
+
+def test_nginx_passes_websockets_and_caps_bodies():
+    config = (ROOT / "deploy" / "nginx.conf").read_text()
+
+    assert "listen 8282;" in config
+    assert "server web:8282" in config
+    assert "proxy_set_header Upgrade $http_upgrade;" in config
+    assert re.search(r"client_max_body_size \d+m;", config)
 
 
 def test_compose_volumes_are_declared():
     data = compose()
-    used = {volume.split(":")[0] for service in data["services"].values() for volume in service.get("volumes", [])}
+    mounts = [volume.split(":")[0] for service in data["services"].values() for volume in service.get("volumes", [])]
+    used = {mount for mount in mounts if not mount.startswith((".", "/"))}  # named volumes, not bind mounts
 
     assert used == set(data["volumes"])
 

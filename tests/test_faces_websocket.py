@@ -9,6 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from detection.serializers import with_base_url
 from facesite.asgi import application
 from facesite.layers import channel_layers
 
@@ -147,3 +148,14 @@ async def test_one_address_cannot_take_every_socket(settings):
     assert (await replacement.connect())[0]  # a closed socket frees its place
     for client in (clients[1], replacement):
         await client.disconnect()
+
+
+def test_absolute_urls_are_left_alone():
+    # Media on S3 comes with URLs of its own; only paths get the client's base URL.
+    payload = {"url": "https://bucket.example.com/a.jpg", "original_url": "/media/o.jpg", "detail_url": "/image/1"}
+
+    assert with_base_url(payload, "http://lan:8282") == {
+        "url": "https://bucket.example.com/a.jpg",
+        "original_url": "http://lan:8282/media/o.jpg",
+        "detail_url": "http://lan:8282/image/1",
+    }
