@@ -35,28 +35,7 @@ class DetectionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
     list_per_page = 50
-    fieldsets = [
-        (None, {"fields": ["images", "faces_table"]}),
-        (
-            "Record",
-            {
-                "fields": [
-                    "id",
-                    "created_at",
-                    "size",
-                    "face_count",
-                    "detector",
-                    "annotate_style",
-                    "processing_ms",
-                    "original",
-                    "annotated",
-                ]
-            },
-        ),
-    ]
-    readonly_fields = [
-        "images",
-        "faces_table",
+    record_fields = [
         "id",
         "created_at",
         "size",
@@ -67,6 +46,8 @@ class DetectionAdmin(admin.ModelAdmin):
         "original",
         "annotated",
     ]
+    fieldsets = [(None, {"fields": ["images", "faces_table"]}), ("Record", {"fields": record_fields})]
+    readonly_fields = ["images", "faces_table", *record_fields]
 
     @admin.display(description="Annotated")
     def thumbnail(self, detection: Detection) -> str:

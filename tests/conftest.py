@@ -1,8 +1,10 @@
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from PIL import Image
 from skimage import data
 
@@ -85,3 +87,12 @@ def fresh_rate_limits() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[requests.Session]:
+    """An HTTP client for the live servers of tests/live_server.py."""
+    session = requests.Session()
+    session.trust_env = False  # a proxy from the environment must not sit between us and 127.0.0.1
+    yield session
+    session.close()

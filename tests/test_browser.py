@@ -110,14 +110,6 @@ def restartable(tmp_path: Path) -> Iterator[Restartable]:
         yield Restartable(tmp_path, {**configuration, **SUPERUSER}, free_port())
 
 
-@pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
-    session = requests.Session()
-    session.trust_env = False  # a proxy from the environment must not sit between us and 127.0.0.1
-    yield session
-    session.close()
-
-
 @pytest.fixture
 def console() -> Console:
     return Console()

@@ -53,14 +53,6 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
-    session = requests.Session()
-    session.trust_env = False  # a proxy from the environment must not sit between us and 127.0.0.1
-    yield session
-    session.close()
-
-
-@pytest.fixture(scope="module")
 def face_photo() -> Photo:
     return Photo("astronaut.jpg", encode(data.astronaut(), "JPEG"), "image/jpeg", (512, 512))
 
