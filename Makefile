@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8282
 WORKERS ?= 1
 
-.PHONY: run test lint superuser bench-detector
+.PHONY: run test lint superuser bench-detector bench-load
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,11 @@ superuser: $(VENV)/.runtime-installed
 DATASET ?= ../shared/faces/dev
 bench-detector: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py bench_detector --dataset $(DATASET) --output bench-detector.json
+
+# Upload throughput against the same work without a server, websocket fan-out, memory: the real
+# server (./entrypoint.sh) on this machine. PHOTOS defaults to ../shared/faces/dev/images;
+# BENCH_LOAD_ARGS adds options, e.g. "--redis --workers 2". The JSON report goes to bench-load.json.
+PHOTOS ?= ../shared/faces/dev/images
+BENCH_LOAD_ARGS ?=
+bench-load: $(VENV)/.dev-installed
+	$(BIN)/python manage.py bench_load --photos $(PHOTOS) --output bench-load.json $(BENCH_LOAD_ARGS)

@@ -1,13 +1,22 @@
 """Channel layer settings: Redis when several processes must share messages, memory otherwise."""
 
+# With Redis: "core" (the default) queues each message in Redis for each process's clients;
+# "pubsub" publishes it once over Redis pub/sub (no queue: a process that is down misses it).
+REDIS_BACKENDS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
 
-def channel_layers(redis_url: str, *, max_connections: int = 1000, prefix: str = "asgi") -> dict:
+
+def channel_layers(redis_url: str, *, max_connections: int = 1000, prefix: str = "asgi", layer: str = "core") -> dict:
+    if layer not in REDIS_BACKENDS:
+        raise ValueError(f"CHANNEL_LAYER must be one of {', '.join(REDIS_BACKENDS)}, not {layer!r}")
     if not redis_url:
         # One process: messages stay inside it (the embedded default).
         return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     return {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": REDIS_BACKENDS[layer],
             "CONFIG": {
                 "prefix": prefix,
                 "hosts": [

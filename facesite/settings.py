@@ -96,6 +96,7 @@ CHANNEL_LAYERS = channel_layers(
     max_connections=env_int("REDIS_MAX_CONNECTIONS", 1000),
     # Several deployments can share one Redis with a prefix each.
     prefix=env_str("CHANNEL_LAYER_PREFIX", "asgi"),
+    layer=env_str("CHANNEL_LAYER", "core"),
 )
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,533 @@
+"""The load benchmark behind `make bench-load`: the real server, started by ./entrypoint.sh as users
+start it, under concurrent uploads and thousands of /faces websockets, with its memory.
+
+Uploads are set beside a *floor*: the same image work (decode, detect, draw, encode) in a plain loop
+in this process, on as many threads as the server has detection slots, with no web server at all.
+"""
+
+import asyncio
+import contextlib
+import itertools
+import json
+import mimetypes
+import os
+import platform
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+import requests
+from django.conf import settings
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from detection.benchmark import percentile
+from detection.detector import detect_faces
+from detection.imaging import annotate, decode_image, encode_jpeg
+
+HOST = "127.0.0.1"
+STARTUP_SECONDS = 120
+# Handshakes in flight at once: thousands at a time would overflow Daphne's accept backlog (50).
+CONNECT_BATCH = 200
+# How long after its POST a message may still arrive and count as delivered.
+DELIVERY_SECONDS = 10.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Photo:
+    name: str
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    photos: list[Photo]
+    fanout_photo: Photo  # the smallest: fan-out time should be mostly delivery, not detection
+    clients: list[int]  # concurrent uploaders, one level each
+    uploads: int  # per upload level
+    websockets: list[int]  # listeners on /faces, one level each (cumulative: the same server)
+    fanout_uploads: int  # per fan-out level, one at a time
+    workers: int = 1
+    redis_url: str = ""
+    layer: str = "core"
+
+
+def load_photos(folder: Path) -> list[Photo]:
+    photos = []
+    for path in sorted(folder.iterdir()):
+        content_type = mimetypes.guess_type(path.name)[0] or ""
+        if path.is_file() and content_type.startswith("image/"):
+            photos.append(Photo(path.name, path.read_bytes(), content_type))
+    return photos
+
+
+def milliseconds(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    return {
+        "p50": round(percentile(values, 0.5), 1),
+        "p95": round(percentile(values, 0.95), 1),
+        "p99": round(percentile(values, 0.99), 1),
+        "max": round(max(values), 1),
+    }
+
+
+# --- The server and its processes ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Server:
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{HOST}:{self.port}/faces"
+
+    def daphne_pids(self) -> list[int]:
+        # With WORKERS > 1 the entrypoint's process supervises; its children are the Daphne processes.
+        return children(self.process.pid) or [self.process.pid]
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):  # a process that ended while we looked
+            # The parent's pid is the second field after the command name, which may contain spaces.
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def raise_file_limit() -> int:
+    """Thousands of websockets need as many descriptors, here and in the server (which inherits it)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(root: Path, config: LoadConfig) -> Iterator[Server]:
+    """./entrypoint.sh with its data under `root`, rate limits off, stopped with SIGTERM at the end."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "PORT": str(port),
+        "HOST": HOST,
+        "DATABASE_URL": f"sqlite:///{root / 'db.sqlite3'}",
+        "MEDIA_ROOT": str(root / "media"),
+        "STATIC_ROOT": str(root / "static"),
+        "SECRET_KEY": "bench-load",
+        "THROTTLE_UPLOADS": "",
+        "THROTTLE_READS": "",
+        # Every client comes from 127.0.0.1: the per-address cap would refuse all but 50.
+        "WEBSOCKET_MAX_PER_CLIENT": "100000",
+        "WORKERS": str(config.workers),
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in ("REDIS_URL", "CHANNEL_LAYER", "CHANNEL_LAYER_PREFIX"):
+        env.pop(name, None)
+    prefix = f"bench-load-{uuid.uuid4().hex[:8]}"
+    if config.redis_url:
+        env.update(REDIS_URL=config.redis_url, CHANNEL_LAYER=config.layer, CHANNEL_LAYER_PREFIX=prefix)
+    log_path = root / "server.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            ["./entrypoint.sh"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so SIGTERM reaches the shell's children too
+        )
+    server = Server(process, port, log_path)
+    try:
+        wait_until_healthy(server)
+        yield server
+    finally:
+        stop(process)
+        if config.redis_url:
+            # The core layer's group of thousands of channels would otherwise linger in Redis for a day.
+            connection = redis.Redis.from_url(config.redis_url)
+            for key in connection.scan_iter(match=f"{prefix}*", count=1000):
+                connection.delete(key)
+
+
+def wait_until_healthy(server: Server) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"The server exited with {server.process.returncode}:\n{server.log_tail()}")
+        # Not listening yet (migrate runs first), or, with WORKERS > 1, listening before Django has loaded.
+        with contextlib.suppress(requests.ConnectionError, requests.Timeout):
+            if requests.get(server.base_url + "/healthz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"The server did not answer /healthz within {STARTUP_SECONDS} s:\n{server.log_tail()}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=40)  # the server lets uploads in flight finish, up to 30 s
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime and stime
+    return total / CLOCK_TICKS
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def memory(server: Server, phase: str) -> dict:
+    """Current and peak resident memory of each Daphne process, in MiB."""
+    processes = []
+    for pid in server.daphne_pids():
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
+        processes.append(
+            {
+                "pid": pid,
+                "rss_mb": round(int(status["VmRSS"].split()[0]) / 1024, 1),
+                "peak_rss_mb": round(int(status["VmHWM"].split()[0]) / 1024, 1),
+            }
+        )
+    return {"phase": phase, "processes": processes}
+
+
+# --- Uploads: throughput and latency ------------------------------------------------------------
+
+
+def post_photo(session: requests.Session, base_url: str, photo: Photo) -> requests.Response:
+    return session.post(base_url + "/image", files={"image": (photo.name, photo.data, photo.content_type)}, timeout=120)
+
+
+def new_session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # a proxy from the environment must not sit between us and localhost
+    return session
+
+
+def process_photo(photo: Photo) -> None:
+    """What an upload costs without the web server: the project's own image work, as services.py runs it."""
+    image = decode_image(photo.data, max_pixels=settings.MAX_IMAGE_PIXELS)
+    faces = detect_faces(
+        image.bgr,
+        min_confidence=settings.DETECTOR_MIN_CONFIDENCE,
+        profile=settings.DETECTOR_PROFILE,
+        threads=settings.DETECTOR_THREADS,
+    )
+    encode_jpeg(annotate(image.bgr, faces, style="box"))
+
+
+def floor_run(batch: list[Photo], slots: int) -> tuple[float, list[float]]:
+    """The same photos on `slots` threads of this process (the server's detection slots in all), no server:
+    seconds in all, and milliseconds per photo."""
+    durations: list[float] = []
+
+    def timed(photo: Photo) -> None:
+        started = time.perf_counter()
+        process_photo(photo)
+        durations.append((time.perf_counter() - started) * 1000)
+
+    with ThreadPoolExecutor(slots) as pool:
+        started = time.perf_counter()
+        list(pool.map(timed, batch))
+        return time.perf_counter() - started, durations
+
+
+def upload_level(server: Server, batch: list[Photo], clients: int) -> dict:
+    """`clients` threads, each uploading the next photo of `batch` as soon as its last one is answered."""
+    jobs = itertools.count()  # next() on it is atomic under the GIL: each photo goes to one client
+    outcomes: list[tuple[int | str, float]] = []
+
+    def client() -> None:
+        with new_session() as session:
+            while (index := next(jobs)) < len(batch):
+                started = time.perf_counter()
+                try:
+                    status: int | str = post_photo(session, server.base_url, batch[index]).status_code
+                except requests.RequestException as error:
+                    status = type(error).__name__
+                outcomes.append((status, (time.perf_counter() - started) * 1000))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    ok = [duration for status, duration in outcomes if status == 201]
+    return {
+        "clients": clients,
+        "uploads": len(batch),
+        "ok": len(ok),
+        "errors": dict(Counter(str(status) for status, _ in outcomes if status != 201)),
+        "per_second": round(len(ok) / elapsed, 2),
+        "ms": milliseconds(ok),  # of the 201s: a refusal is quick and would flatter the percentiles
+    }
+
+
+def detection_slots(config: LoadConfig) -> int:
+    return settings.DETECTION_WORKERS * config.workers
+
+
+def warm_up(server: Server, config: LoadConfig) -> None:
+    """Load the detector in every server process (and this one) before anything is timed."""
+    process_photo(config.photos[0])
+    # All at once: the kernel spreads them over the processes.
+    upload_level(server, [config.photos[0]] * detection_slots(config), detection_slots(config))
+
+
+def throughput(server: Server, config: LoadConfig, log: Log) -> list[dict]:
+    batch = [config.photos[index % len(config.photos)] for index in range(config.uploads)]
+    levels = []
+    for clients in config.clients:
+        # The floor just before and just after each level: a shared machine's speed drifts, the ratio should not.
+        before, before_ms = floor_run(batch, detection_slots(config))
+        level = upload_level(server, batch, clients)
+        after, after_ms = floor_run(batch, detection_slots(config))
+        floor_rate = 2 * len(batch) / (before + after)
+        level["floor"] = {
+            "workers": detection_slots(config),
+            "per_second": round(floor_rate, 2),
+            "runs_per_second": [round(len(batch) / before, 2), round(len(batch) / after, 2)],
+            "ms": milliseconds(before_ms + after_ms),
+        }
+        level["ratio"] = round(level["per_second"] / floor_rate, 2)
+        log(f"uploads, {clients} clients: {level['per_second']}/s (floor {floor_rate:.2f}/s)")
+        levels.append(level)
+    return levels
+
+
+# --- Websocket fan-out ------------------------------------------------------------------------
+
+
+@dataclass
+class Listeners:
+    connections: list[ClientConnection]
+    tasks: list[asyncio.Task]
+    arrivals: list[tuple[float, int, str]]  # (monotonic time, client, raw message)
+    failures: Counter[str]
+
+    async def listen(self, client: int, connection: ClientConnection) -> None:
+        # Timestamp now, decode later: the loop must be free for the next client's frame.
+        with contextlib.suppress(ConnectionClosed):
+            async for message in connection:
+                self.arrivals.append((time.monotonic(), client, message))
+
+    async def grow_to(self, url: str, count: int) -> None:
+        while len(self.connections) + sum(self.failures.values()) < count:
+            size = min(CONNECT_BATCH, count - len(self.connections) - sum(self.failures.values()))
+            batch = await asyncio.gather(
+                *(connect(url, proxy=None, open_timeout=60, ping_interval=None) for _ in range(size)),
+                return_exceptions=True,
+            )
+            for result in batch:
+                if isinstance(result, ClientConnection):
+                    self.tasks.append(asyncio.create_task(self.listen(len(self.connections), result)))
+                    self.connections.append(result)
+                else:
+                    self.failures[type(result).__name__] += 1
+
+    async def close(self) -> None:
+        for start in range(0, len(self.connections), CONNECT_BATCH):
+            await asyncio.gather(*(ws.close() for ws in self.connections[start : start + CONNECT_BATCH]))
+        await asyncio.gather(*self.tasks)
+
+
+async def fanout_level(server: Server, listeners: Listeners, config: LoadConfig) -> dict:
+    """Upload one photo at a time; time from each POST to each listener's message."""
+    clients = len(listeners.connections)
+    first = len(listeners.arrivals)
+    sent_at: dict[str, float] = {}
+    response_ms: list[float] = []
+    errors: Counter[str] = Counter()
+    server_cpu, own_cpu, started = cpu_seconds(server.daphne_pids()), own_cpu_seconds(), time.monotonic()
+    with new_session() as session:
+        for _ in range(config.fanout_uploads):
+            mark = len(listeners.arrivals)
+            sent = time.monotonic()
+            response = await asyncio.to_thread(post_photo, session, server.base_url, config.fanout_photo)
+            response_ms.append((time.monotonic() - sent) * 1000)
+            if response.status_code != 201:
+                errors[str(response.status_code)] += 1
+                continue
+            sent_at[response.json()["id"]] = sent
+            while len(listeners.arrivals) - mark < clients and time.monotonic() < sent + DELIVERY_SECONDS:
+                await asyncio.sleep(0.005)
+    elapsed = time.monotonic() - started
+    server_cpu, own_cpu = cpu_seconds(server.daphne_pids()) - server_cpu, own_cpu_seconds() - own_cpu
+
+    arrivals = listeners.arrivals[first:]
+    delivered: set[tuple[str, int]] = set()
+    latencies = []
+    for arrived, client, raw in arrivals:
+        detection_id = json.loads(raw)["id"]
+        if detection_id in sent_at and (detection_id, client) not in delivered:
+            delivered.add((detection_id, client))
+            latencies.append((arrived - sent_at[detection_id]) * 1000)
+    return {
+        "clients": clients,
+        "connect_failures": dict(listeners.failures),
+        "dropped": sum(task.done() for task in listeners.tasks),  # listeners whose connection ended
+        "uploads": config.fanout_uploads,
+        "upload_errors": dict(errors),
+        "expected": clients * len(sent_at),
+        "delivered": len(delivered),
+        "ms": milliseconds(latencies),
+        "response_ms_p50": round(percentile(response_ms, 0.5), 1),
+        "message_bytes": len(arrivals[0][2].encode()) if arrivals else 0,
+        "seconds": round(elapsed, 2),
+        "server_cpu_s": round(server_cpu, 2),
+        "client_cpu_s": round(own_cpu, 2),
+    }
+
+
+async def fanout(server: Server, config: LoadConfig, snapshots: list[dict], log: Log) -> list[dict]:
+    listeners = Listeners([], [], [], Counter())
+    levels = []
+    try:
+        for count in config.websockets:
+            started = time.monotonic()
+            await listeners.grow_to(server.ws_url, count)
+            connect_seconds = time.monotonic() - started
+            level = await fanout_level(server, listeners, config)
+            level["connect_seconds"] = round(connect_seconds, 1)
+            log(f"fan-out, {count} websockets: {level['delivered']}/{level['expected']} delivered")
+            levels.append(level)
+            snapshots.append(memory(server, f"after fan-out to {count}"))
+    finally:
+        await listeners.close()
+    return levels
+
+
+# --- The whole run ----------------------------------------------------------------------------
+
+
+def run_load_benchmark(config: LoadConfig, log: Log) -> dict:
+    raise_file_limit()
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as root, running_server(Path(root), config) as server:
+        time.sleep(2)  # with WORKERS > 1, one process answering does not mean the others have finished starting
+        snapshots = [memory(server, "at rest")]
+        warm_up(server, config)
+        uploads = throughput(server, config, log)
+        snapshots.append(memory(server, "after uploads"))
+        websockets = asyncio.run(fanout(server, config, snapshots, log))
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "server": {
+            "workers": config.workers,
+            "channel_layer": f"redis {config.layer}" if config.redis_url else "in-memory",
+            "detector_profile": settings.DETECTOR_PROFILE,
+            "detection_workers": settings.DETECTION_WORKERS,
+            "detection_queue": settings.DETECTION_QUEUE,
+        },
+        "options": {
+            "photos": len(config.photos),
+            "fanout_photo": config.fanout_photo.name,
+            "clients": config.clients,
+            "uploads": config.uploads,
+            "websockets": config.websockets,
+            "fanout_uploads": config.fanout_uploads,
+        },
+        "throughput": uploads,
+        "fanout": websockets,
+        "memory": snapshots,
+    }
+
+
+def format_report(report: dict) -> str:
+    server = report["server"]
+    lines = [
+        f"Server: {server['workers']} process(es), {server['channel_layer']} channel layer, profile "
+        f"{server['detector_profile']}, {server['detection_workers']} detections at once (+{server['detection_queue']} "
+        f"waiting) per process; {report['machine']['cores']} cores",
+        "",
+        "Uploads (latency of the 201s; floor: the same image work on as many threads, no server, just before "
+        "and after each level)",
+        f"{'clients':>7} {'ok':>5} {'errors':<16} {'upl/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+        f"   {'floor/s':>7} {'ratio':>6}",
+    ]
+    for level in report["throughput"]:
+        errors = ",".join(f"{status}x{count}" for status, count in level["errors"].items()) or "-"
+        ms = level["ms"]
+        lines.append(
+            f"{level['clients']:>7} {level['ok']:>5} {errors:<16} {level['per_second']:>7.2f} "
+            + " ".join(f"{ms[key] if ms[key] is not None else '-':>7}" for key in ("p50", "p95", "p99"))
+            + f"   {level['floor']['per_second']:>7.2f} {level['ratio']:>6.2f}"
+        )
+    lines += [
+        "",
+        f"Fan-out ({report['options']['fanout_photo']}; ms from each POST to each websocket's message)",
+        f"{'clients':>7} {'connect s':>9} {'delivered':>13} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+        f" {'POST ms':>7} {'msg B':>6} {'srv CPU s':>9} {'cli CPU s':>9} {'wall s':>6}",
+    ]
+    for level in report["fanout"]:
+        ms = level["ms"]
+        problems = [f"{count} {name}" for name, count in level["connect_failures"].items()]
+        problems += [f"{level['dropped']} dropped"] if level["dropped"] else []
+        problems += [f"upload {status}x{count}" for status, count in level["upload_errors"].items()]
+        lines.append(
+            f"{level['clients']:>7} {level['connect_seconds']:>9} {level['delivered']:>6}/{level['expected']:<6} "
+            + " ".join(f"{ms[key] if ms[key] is not None else '-':>7}" for key in ("p50", "p99", "max"))
+            + f" {level['response_ms_p50']:>7} {level['message_bytes']:>6} {level['server_cpu_s']:>9}"
+            f" {level['client_cpu_s']:>9} {level['seconds']:>6}" + (f"   ({', '.join(problems)})" if problems else "")
+        )
+    lines += ["", "Memory of the Daphne processes (MiB)", f"{'phase':<26} {'pid':>8} {'RSS':>7} {'peak':>7}"]
+    for snapshot in report["memory"]:
+        for process in snapshot["processes"]:
+            lines.append(
+                f"{snapshot['phase']:<26} {process['pid']:>8} {process['rss_mb']:>7.1f} {process['peak_rss_mb']:>7.1f}"
+            )
+    return "\n".join(lines)
