@@ -141,7 +141,8 @@ DETECTOR_THREADS = env_int("DETECTOR_THREADS", 1)
 # Detections one process runs at once (default: one per core, each on DETECTOR_THREADS threads)
 # and how many more may wait; past that, uploads get 503 with Retry-After.
 DETECTION_WORKERS = env_int("DETECTION_WORKERS", os.cpu_count() or 1)
-DETECTION_QUEUE = env_int("DETECTION_QUEUE", 2 * (os.cpu_count() or 1))
+# (`make bench-load`: with 2 x cores waiting, 16 concurrent uploaders already got 503s.)
+DETECTION_QUEUE = env_int("DETECTION_QUEUE", 16 * (os.cpu_count() or 1))
 
 # API keys: from the environment (comma-separated) and/or created in the admin, stored hashed.
 # With none configured the API is open to everyone.
