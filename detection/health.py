@@ -6,6 +6,7 @@ import uuid
 import numpy as np
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
@@ -34,7 +35,10 @@ def check_channel_layer() -> None:
 
 
 def check_detector() -> None:
-    detect_faces(np.zeros((64, 64, 3), dtype=np.uint8), min_confidence=0.5, profile="fast")
+    # The uploads' own model session (same thread count), not a second one held just for probes.
+    detect_faces(
+        np.zeros((64, 64, 3), dtype=np.uint8), min_confidence=0.5, profile="fast", threads=settings.DETECTOR_THREADS
+    )
 
 
 READINESS_CHECKS = {
