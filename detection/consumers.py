@@ -1,10 +1,19 @@
+import json
+import logging
 from collections import Counter
+from functools import lru_cache
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from detection.broadcast import FACES_GROUP
+from detection.relay import GroupRelay
 from detection.serializers import with_base_url
+
+logger = logging.getLogger(__name__)
+
+# This process's membership of the faces group, shared by all its /faces clients.
+faces_relay = GroupRelay(FACES_GROUP)
 
 
 def scope_base_url(scope: dict) -> str:
@@ -20,12 +29,21 @@ def scope_base_url(scope: dict) -> str:
     return f"{scheme}://{host}"
 
 
-class FacesConsumer(AsyncJsonWebsocketConsumer):
-    """Relays every new detection to this client. Clients only listen; what they send is ignored.
+@lru_cache(maxsize=64)
+def client_text(text: str, base_url: str) -> str:
+    """A broadcast's text with its URLs made absolute for clients on `base_url`: encoded once per
+    message and base URL, not once per client (a broadcast reaches thousands of them)."""
+    return json.dumps(with_base_url(json.loads(text), base_url))
 
+
+class FacesConsumer(AsyncWebsocketConsumer):
+    """Relays every broadcast to this client. Clients only listen; what they send is ignored.
+
+    The process, not each socket, is in the channel layer's group (see detection.relay).
     Daphne pings every client (every 20 s) and drops those that stop answering.
     """
 
+    channel_layer_alias = None  # no layer channel per socket: faces_relay receives for all of them
     # Open sockets per client address in this process: one address cannot take every socket.
     open_per_client: Counter[str] = Counter()
     client: str | None = None  # set once the socket is accepted and counted
@@ -35,19 +53,20 @@ class FacesConsumer(AsyncJsonWebsocketConsumer):
         if self.open_per_client[client] >= settings.WEBSOCKET_MAX_PER_CLIENT:
             await self.close()  # refuses the handshake (HTTP 403)
             return
+        self.base_url = scope_base_url(self.scope)
+        await faces_relay.join()  # before accepting: once the client is told it is in, it misses nothing
+        await self.accept()
         self.client = client
         self.open_per_client[client] += 1
-        self.base_url = scope_base_url(self.scope)
-        await self.channel_layer.group_add(FACES_GROUP, self.channel_name)
-        await self.accept()
+        faces_relay.add(self)
 
     async def disconnect(self, code: int) -> None:
         if self.client is None:
-            return  # refused at connect: never counted, never joined
+            return  # refused at connect: never counted, never added
+        faces_relay.discard(self)
         self.open_per_client[self.client] -= 1
         if not self.open_per_client[self.client]:
             del self.open_per_client[self.client]
-        await self.channel_layer.group_discard(FACES_GROUP, self.channel_name)
 
-    async def detection_created(self, event: dict) -> None:
-        await self.send_json({"type": "detection.created", **with_base_url(event["detection"], self.base_url)})
+    async def relay(self, text: str) -> None:
+        await self.send(text_data=client_text(text, self.base_url))

@@ -10,9 +10,7 @@ from importlib.resources import files
 
 import cv2
 import numpy as np
-import onnx
 import onnxruntime
-from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
 from detection.faces import Box, Face
 
@@ -63,6 +61,10 @@ class YuNet:
     takes any size. A session is safe to share between threads."""
 
     def __init__(self, *, threads: int = 0) -> None:
+        # Imported here: onnx is only needed for this edit, and costs ~12 MB in every process at rest.
+        import onnx
+        from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
         model = onnx.load_from_string((files(MODEL_PACKAGE) / MODEL_FILE).read_bytes())
         inputs = {node.name: [dim.dim_value for dim in node.type.tensor_type.shape.dim] for node in model.graph.input}
         outputs = {node.name: [dim.dim_value for dim in node.type.tensor_type.shape.dim] for node in model.graph.output}

@@ -8,16 +8,24 @@ REDIS_BACKENDS = {
 }
 
 
+# Each process has one channel in the faces group (detection.relay), so a channel's capacity is how
+# many broadcasts may wait for one process; past it the layer drops them (Channels' default: 100).
+# A live feed has no use for a message a minute old: a client that reconnects catches up with
+# GET /image?after=. A group member that is not renewed (the relay renews hourly) leaves after a day.
+QUEUEING = {"capacity": 1000, "expiry": 60, "group_expiry": 86400}
+
+
 def channel_layers(redis_url: str, *, max_connections: int = 1000, prefix: str = "asgi", layer: str = "core") -> dict:
     if layer not in REDIS_BACKENDS:
         raise ValueError(f"CHANNEL_LAYER must be one of {', '.join(REDIS_BACKENDS)}, not {layer!r}")
     if not redis_url:
         # One process: messages stay inside it (the embedded default).
-        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": QUEUEING}}
     return {
         "default": {
             "BACKEND": REDIS_BACKENDS[layer],
             "CONFIG": {
+                **(QUEUEING if layer == "core" else {}),  # pub/sub queues nothing: no capacity, no expiry
                 "prefix": prefix,
                 "hosts": [
                     {

@@ -50,6 +50,20 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
             return
         super().serverSend(content, binary)
 
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        # Twisted defers every write to a later pass of the loop (watch the socket for writable,
+        # wake, send, stop watching): per message and client, that was most of a broadcast's
+        # cost. With nothing waiting to go out on a plain TCP socket, send now; any rest goes the
+        # usual way, after what we sent.
+        transport = self.transport
+        if not (sync or chopsize or self.send_queue or transport.TLS or unsent_bytes(transport)):
+            written = transport.writeSomeData(data)
+            if isinstance(written, int):  # otherwise the connection is lost: write() finds out
+                data = data[written:]
+            if not data:
+                return
+        super().sendData(data, sync, chopsize)
+
 
 class GracefulServer(Server):
     def run(self) -> None:

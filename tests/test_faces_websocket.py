@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
@@ -53,6 +54,22 @@ async def test_it_sends_each_upload_to_every_client(astronaut_jpeg, coffee_png):
         assert (await client.receive_json_from(timeout=5))["url"] == with_face["url"]
         assert (await client.receive_json_from(timeout=5))["url"] == without_face["url"]
         await client.disconnect()
+
+
+async def test_the_process_joins_the_group_once_and_leaves_with_its_last_client(coffee_png):
+    layer = get_channel_layer()
+    clients = [client_for() for _ in range(3)]
+    for client in clients:
+        assert (await client.connect())[0]
+
+    assert len(layer.groups["faces"]) == 1  # one member for all three sockets
+    body = await upload(coffee_png)
+    for client in clients:
+        assert (await client.receive_json_from(timeout=5))["id"] == body["id"]
+        await client.disconnect()
+    await asyncio.sleep(0.1)  # the relay leaves on its way out
+
+    assert "faces" not in layer.groups
 
 
 async def test_the_message_carries_the_same_fields_as_the_upload_answer(astronaut_jpeg):

@@ -1,5 +1,6 @@
 """With Redis down, uploads are still stored and answered; when it is back, broadcasts resume."""
 
+import asyncio
 import logging
 import os
 import shutil
@@ -9,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import redis.asyncio
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -63,12 +65,24 @@ def redis_server(settings) -> Iterator[RedisServer]:
     server.stop()
 
 
+async def rejoined(server: RedisServer) -> None:
+    """Wait (up to 10 s) for this process's relay to be back in the faces group."""
+    connection = redis.asyncio.Redis(port=server.port)
+    async with asyncio.timeout(10):
+        while not await connection.exists("asgi:group:faces"):
+            await asyncio.sleep(0.1)
+    await connection.aclose()
+
+
 @sync_to_async
 def upload(content: bytes):
     return APIClient().post("/image", {"image": SimpleUploadedFile("p", content)}, format="multipart")
 
 
 async def test_uploads_survive_a_redis_outage_and_broadcasts_resume(redis_server, coffee_png, caplog):
+    # Connected before the outage: this process's membership of the group must come back with Redis.
+    before = WebsocketCommunicator(application, "/faces", headers=[(b"host", b"testserver")])
+    assert (await before.connect(timeout=5))[0]
     redis_server.stop()
 
     with caplog.at_level(logging.ERROR, logger="detection.broadcast"):
@@ -82,11 +96,14 @@ async def test_uploads_survive_a_redis_outage_and_broadcasts_resume(redis_server
     assert readiness.status_code == 503
     assert readiness.json()["checks"]["channel_layer"].startswith("error:")
 
-    redis_server.start()  # the same address: the layer reconnects by itself
+    redis_server.start()  # the same address, empty: the layer reconnects, the relay joins again
+    await rejoined(redis_server)
     client = WebsocketCommunicator(application, "/faces", headers=[(b"host", b"testserver")])
     assert (await client.connect(timeout=5))[0]
     after = (await upload(coffee_png)).json()
 
     assert (await client.receive_json_from(timeout=5))["id"] == after["id"]
+    assert (await before.receive_json_from(timeout=5))["id"] == after["id"]
     assert (await sync_to_async(APIClient().get)("/readyz")).status_code == 200
     await client.disconnect()
+    await before.disconnect()

@@ -6,14 +6,20 @@ import base64
 import json
 import os
 import socket
+from pathlib import Path
 
 from channels_redis.core import RedisChannelLayer
 from websockets.asyncio.client import connect
 
+from detection.broadcast import faces_message
 from tests.live_server import HOST, embedded_configuration, running_server
 
-MESSAGES = 300
-PADDING = 8_000  # bytes a message: 300 of them is 2.4 MB that a non-reader would make the server hold
+PADDING = 64_000  # bytes a message
+BUFFER_LIMIT = 65_536  # WEBSOCKET_MAX_BUFFER_BYTES
+# The kernel holds up to tcp_wmem's maximum of unsent bytes per socket before the server has to:
+# send more than that and the limit, so a client that never reads must be dropped.
+KERNEL_SEND_BUFFER = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+MESSAGES = (KERNEL_SEND_BUFFER + 4 * BUFFER_LIMIT) // PADDING + 10
 
 
 def never_reading_client(port: int) -> socket.socket:
@@ -34,12 +40,19 @@ def never_reading_client(port: int) -> socket.socket:
 
 def fake_detection(number: int) -> dict:
     path = f"/media/detections/fake/{number}.jpg"
-    return {"id": str(number), "url": path, "original_url": path, "detail_url": path, "padding": "x" * PADDING}
+    return {
+        "type": "detection.created",
+        "id": str(number),
+        "url": path,
+        "original_url": path,
+        "detail_url": path,
+        "padding": "x" * PADDING,
+    }
 
 
 async def test_a_client_that_never_reads_is_dropped_and_others_get_everything(tmp_path, redis_url):
     prefix = f"slow-{os.getpid()}"
-    limits = {"REDIS_URL": redis_url, "CHANNEL_LAYER_PREFIX": prefix, "WEBSOCKET_MAX_BUFFER_BYTES": "65536"}
+    limits = {"REDIS_URL": redis_url, "CHANNEL_LAYER_PREFIX": prefix, "WEBSOCKET_MAX_BUFFER_BYTES": str(BUFFER_LIMIT)}
     layer = RedisChannelLayer(hosts=[redis_url], prefix=prefix)
 
     with (
@@ -50,7 +63,7 @@ async def test_a_client_that_never_reads_is_dropped_and_others_get_everything(tm
         async with connect(server.ws_url, proxy=None, max_size=None) as reader:
             await asyncio.sleep(0.5)  # both sockets are in the group
             for number in range(MESSAGES):
-                await layer.group_send("faces", {"type": "detection.created", "detection": fake_detection(number)})
+                await layer.group_send("faces", faces_message(fake_detection(number)))
                 await asyncio.sleep(0.002)  # under the layer's per-channel capacity
             received = [json.loads(await asyncio.wait_for(reader.recv(), 10))["id"] for _ in range(MESSAGES)]
         silent.close()

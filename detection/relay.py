@@ -1,0 +1,97 @@
+"""One member of the faces group per process, handing each broadcast to that process's /faces clients.
+
+Channels' usual shape gives every websocket its own layer channel in the group: per message and
+client, a copy, a queue, a task and a dispatch. At thousands of clients a process spent most of a
+broadcast there (`make bench-load`, README). Here the process joins the group once, while it has
+clients, and passes the text to each of them in turn.
+"""
+
+import asyncio
+import logging
+from typing import Protocol
+
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+# The Redis core layer forgets a member after its group_expiry (a day by default): rejoin well before.
+REJOIN_SECONDS = 3600
+RETRY_SECONDS = 1.0
+# Let the event loop serve requests between batches of a large broadcast.
+CLIENTS_PER_TURN = 500
+
+
+class Client(Protocol):
+    async def relay(self, text: str) -> None: ...
+
+
+class GroupRelay:
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.clients: set[Client] = set()
+        self.task: asyncio.Task | None = None
+        self.joined: asyncio.Future | None = None
+
+    async def join(self) -> None:
+        """Returns once this process is in the group: from then on no broadcast is missed."""
+        loop = asyncio.get_running_loop()
+        if self.task is None or self.task.done() or self.task.get_loop() is not loop:
+            self.joined = loop.create_future()
+            self.task = asyncio.create_task(self.run(self.joined))
+        await asyncio.shield(self.joined)
+
+    def add(self, client: Client) -> None:
+        self.clients.add(client)
+
+    def discard(self, client: Client) -> None:
+        self.clients.discard(client)
+        if not self.clients and self.task is not None:
+            self.task.cancel()  # it leaves the group on its way out
+            self.task = self.joined = None
+
+    async def run(self, joined: asyncio.Future) -> None:
+        layer = get_channel_layer()
+        try:
+            channel = await layer.new_channel()
+            await layer.group_add(self.group, channel)
+        except Exception as error:
+            joined.set_exception(error)  # the next join() starts over
+            return
+        joined.set_result(None)
+        rejoining = asyncio.create_task(self.keep_joined(layer, channel))
+        try:
+            while True:
+                try:
+                    message = await layer.receive(channel)
+                    await self.deliver(message["text"])
+                except Exception:
+                    logger.exception("relay of group %r failed; retrying", self.group)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    rejoining.cancel()  # at once: a Redis that restarted has forgotten the group
+                    rejoining = asyncio.create_task(self.keep_joined(layer, channel, first_wait=0))
+        finally:
+            rejoining.cancel()
+            try:
+                await layer.group_discard(self.group, channel)
+            except Exception:
+                logger.warning("could not leave group %r; the membership expires by itself", self.group)
+
+    async def keep_joined(self, layer: object, channel: str, *, first_wait: float = REJOIN_SECONDS) -> None:
+        await asyncio.sleep(first_wait)
+        while True:
+            try:
+                await layer.group_add(self.group, channel)
+            except Exception:
+                logger.exception("could not rejoin group %r", self.group)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            await asyncio.sleep(REJOIN_SECONDS)
+
+    async def deliver(self, text: str) -> None:
+        for number, client in enumerate(list(self.clients), start=1):
+            try:
+                await client.relay(text)
+            except Exception:
+                logger.exception("relay to one client failed")
+            if number % CLIENTS_PER_TURN == 0:
+                await asyncio.sleep(0)
