@@ -2,7 +2,8 @@
 start it, under concurrent uploads and thousands of /faces websockets, with its memory.
 
 Uploads are set beside a *floor*: the same image work (decode, detect, draw, encode) in a plain loop
-in this process, on as many threads as the server has detection slots, with no web server at all.
+in this process, with no web server at all; and beside the same work on as many threads as the
+server has detection slots, the most this machine does without a server.
 """
 
 import asyncio
@@ -324,23 +325,34 @@ def warm_up(server: Server, config: LoadConfig) -> None:
     upload_level(server, [config.photos[0]] * detection_slots(config), detection_slots(config))
 
 
+def floor_summary(batch: list[Photo], threads: int, runs: list[tuple[float, list[float]]]) -> dict:
+    return {
+        "threads": threads,
+        "per_second": round(len(runs) * len(batch) / sum(seconds for seconds, _ in runs), 2),
+        "runs_per_second": [round(len(batch) / seconds, 2) for seconds, _ in runs],
+        "ms": milliseconds([ms for _, durations in runs for ms in durations]),
+    }
+
+
 def throughput(server: Server, config: LoadConfig, log: Log) -> list[dict]:
     batch = [config.photos[index % len(config.photos)] for index in range(config.uploads)]
     levels = []
     for clients in config.clients:
-        # The floor just before and just after each level: a shared machine's speed drifts, the ratio should not.
-        before, before_ms = floor_run(batch, detection_slots(config))
+        before = [floor_run(batch, threads) for threads in (1, detection_slots(config))]
+        server_cpu, own_cpu = cpu_seconds(server.daphne_pids()), own_cpu_seconds()
         level = upload_level(server, batch, clients)
-        after, after_ms = floor_run(batch, detection_slots(config))
-        floor_rate = 2 * len(batch) / (before + after)
-        level["floor"] = {
-            "workers": detection_slots(config),
-            "per_second": round(floor_rate, 2),
-            "runs_per_second": [round(len(batch) / before, 2), round(len(batch) / after, 2)],
-            "ms": milliseconds(before_ms + after_ms),
-        }
-        level["ratio"] = round(level["per_second"] / floor_rate, 2)
-        log(f"uploads, {clients} clients: {level['per_second']}/s (floor {floor_rate:.2f}/s)")
+        level["server_cpu_s"] = round(cpu_seconds(server.daphne_pids()) - server_cpu, 2)
+        level["client_cpu_s"] = round(own_cpu_seconds() - own_cpu, 2)
+        after = [floor_run(batch, threads) for threads in (1, detection_slots(config))]
+        # The floor is a plain loop, one photo after another; beside it, as many photos at once as
+        # the server has detection slots (the most this machine does without a server).
+        level["floor"], level["parallel_floor"] = (
+            floor_summary(batch, threads, [runs[index] for runs in (before, after)])
+            for index, threads in enumerate((1, detection_slots(config)))
+        )
+        level["ratio"] = round(level["per_second"] / level["floor"]["per_second"], 2)
+        level["parallel_ratio"] = round(level["per_second"] / level["parallel_floor"]["per_second"], 2)
+        log(f"uploads, {clients} clients: {level['per_second']}/s (floor {level['floor']['per_second']}/s)")
         levels.append(level)
     return levels
 
@@ -494,10 +506,10 @@ def format_report(report: dict) -> str:
         f"{server['detector_profile']}, {server['detection_workers']} detections at once (+{server['detection_queue']} "
         f"waiting) per process; {report['machine']['cores']} cores",
         "",
-        "Uploads (latency of the 201s; floor: the same image work on as many threads, no server, just before "
-        "and after each level)",
+        "Uploads (latency of the 201s; floor: the same image work without a server, just before and after each "
+        "level, in a plain loop and on as many threads as the server's detection slots)",
         f"{'clients':>7} {'ok':>5} {'errors':<16} {'upl/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
-        f"   {'floor/s':>7} {'ratio':>6}",
+        f" {'srv CPU s':>9} {'cli CPU s':>9}   {'floor/s':>7} {'ratio':>6}   {'slots/s':>7} {'ratio':>6}",
     ]
     for level in report["throughput"]:
         errors = ",".join(f"{status}x{count}" for status, count in level["errors"].items()) or "-"
@@ -505,7 +517,9 @@ def format_report(report: dict) -> str:
         lines.append(
             f"{level['clients']:>7} {level['ok']:>5} {errors:<16} {level['per_second']:>7.2f} "
             + " ".join(f"{ms[key] if ms[key] is not None else '-':>7}" for key in ("p50", "p95", "p99"))
+            + f" {level['server_cpu_s']:>9} {level['client_cpu_s']:>9}"
             + f"   {level['floor']['per_second']:>7.2f} {level['ratio']:>6.2f}"
+            + f"   {level['parallel_floor']['per_second']:>7.2f} {level['parallel_ratio']:>6.2f}"
         )
     lines += [
         "",

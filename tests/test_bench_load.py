@@ -27,6 +27,8 @@ def test_the_command_measures_a_live_server_and_writes_json(tmp_path, capsys):
     for level in report["throughput"]:
         assert (level["ok"], level["errors"]) == (2, {})
         assert level["per_second"] > 0 and level["floor"]["per_second"] > 0 and level["ratio"] > 0
+        assert level["parallel_floor"]["threads"] == report["server"]["detection_workers"]
+        assert level["parallel_ratio"] > 0 and level["server_cpu_s"] > 0
     (fanout,) = report["fanout"]
     assert fanout["clients"] == 5
     assert fanout["expected"] == 10 and fanout["delivered"] == 10
