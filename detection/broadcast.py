@@ -1,4 +1,4 @@
-"""Telling every /faces client about a new detection, through the channel layer."""
+"""Telling every /faces client about a finished detection, through the channel layer."""
 
 import logging
 
@@ -9,12 +9,13 @@ from detection.models import Detection
 from detection.serializers import DetectionSerializer
 
 FACES_GROUP = "faces"
+MESSAGE_TYPES = {Detection.Status.DONE: "detection.created", Detection.Status.FAILED: "detection.failed"}
 logger = logging.getLogger(__name__)
 
 
-def broadcast_detection_created(detection: Detection) -> None:
-    """Send the detection to the group; a broken channel layer must not fail the upload."""
-    message = {"type": "detection.created", "detection": DetectionSerializer(detection).data}
+def broadcast_detection(detection: Detection) -> None:
+    """Send the detection to the group; a broken channel layer must not fail the upload or the task."""
+    message = {"type": MESSAGE_TYPES[detection.status], "detection": DetectionSerializer(detection).data}
     try:
         async_to_sync(get_channel_layer().group_send)(FACES_GROUP, message)
     except Exception:

@@ -21,7 +21,8 @@ def scope_base_url(scope: dict) -> str:
 
 
 class FacesConsumer(AsyncJsonWebsocketConsumer):
-    """Relays every new detection to this client. Clients only listen; what they send is ignored.
+    """Relays every finished detection to this client: `detection.created` when one is done,
+    `detection.failed` when one failed (queue mode). Clients only listen; what they send is ignored.
 
     Daphne pings every client (every 20 s) and drops those that stop answering.
     """
@@ -50,4 +51,6 @@ class FacesConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(FACES_GROUP, self.channel_name)
 
     async def detection_created(self, event: dict) -> None:
-        await self.send_json({"type": "detection.created", **with_base_url(event["detection"], self.base_url)})
+        await self.send_json({"type": event["type"], **with_base_url(event["detection"], self.base_url)})
+
+    detection_failed = detection_created  # the same relay; the event's type says which
