@@ -77,7 +77,8 @@ def detection_create(
             # The failure is this request's answer: the row and its files go (a failure is never
             # announced in embedded mode, see signals).
             Detection.objects.filter(id=detection.id).delete()
-            detection_delete_files(detection)  # now, also inside a test's never-committed transaction
+            # At once: the delete signal waits for a commit, which an outer transaction may never make.
+            detection_delete_files(detection)
             raise
     return detection
 

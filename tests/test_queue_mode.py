@@ -46,6 +46,13 @@ def message_about(listener: ClientConnection, detection_id: str) -> dict:
             return message
 
 
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WORKER_SECONDS
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def test_it_returns_202_pending_in_queue_mode_and_a_worker_does_the_detection(server, http, astronaut_jpeg):
     with connect(server.ws_url, proxy=None) as listener:
         response = post_photo(http, server, astronaut_jpeg)
@@ -98,6 +105,7 @@ def test_an_image_that_fails_in_the_worker_ends_failed_with_the_reason(server, h
 def test_a_detection_that_breaks_unexpectedly_ends_failed_not_pending(server, http, coffee_png):
     # A worker that cannot read the original: e.g. on a machine that does not share the media.
     response = post_photo(http, server, coffee_png)
+    assert response.status_code == 202, response.text
     accepted = response.json()
     original = server.media_root / accepted["original_url"].split("/media/", 1)[1]
     original.unlink()
@@ -127,13 +135,6 @@ def test_a_worker_told_to_stop_finishes_the_detection_in_hand(server, http, astr
         assert worker.process.wait(timeout=WORKER_SECONDS) == 0
 
     assert (message["type"], message["status"], message["face_count"]) == ("detection.created", "done", 1)
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WORKER_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_the_request_still_refuses_what_the_header_gives_away(server, http):
