@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8282
 WORKERS ?= 1
 
-.PHONY: run test lint superuser bench-detector bench-load
+.PHONY: run worker test lint superuser bench-detector bench-load
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 
 run: $(VENV)/.runtime-installed
 	PYTHON=$(BIN)/python PORT=$(PORT) WORKERS=$(WORKERS) ./entrypoint.sh
+
+# Queue mode: a worker that runs the detections the server queues (TASKS_BACKEND=rq, REDIS_URL and
+# DATABASE_URL the same as the server's). Start as many as there are cores, here or on other machines.
+worker: $(VENV)/.runtime-installed
+	PYTHON=$(BIN)/python ./entrypoint.sh worker
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -1,10 +1,18 @@
 #!/bin/sh
 # Starts the server: migrate, collect static files, then Daphne on 0.0.0.0:$PORT (8282),
 # in WORKERS processes (1; more need REDIS_URL).
-# The Docker image's entrypoint, and what `make run` calls: it runs the same inside and outside a container.
+# `entrypoint.sh worker` starts a queue worker instead (TASKS_BACKEND=rq), which runs detections
+# until stopped; the server migrates, the worker only needs the same settings.
+# The Docker image's entrypoint, and what `make run` and `make worker` call: it runs the same inside
+# and outside a container.
 set -eu
 cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python}"
+
+if [ "${1:-}" = "worker" ]; then
+  exec "$PYTHON" manage.py detection_worker
+fi
+
 PORT="${PORT:-8282}"
 HOST="${HOST:-0.0.0.0}"
 

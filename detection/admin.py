@@ -28,9 +28,9 @@ class FaceCountFilter(admin.SimpleListFilter):
 class DetectionAdmin(admin.ModelAdmin):
     """A detection is a record of what happened: browse and delete, never edit."""
 
-    list_display = ["thumbnail", "created_at", "face_count", "size", "detector_profile", "annotate_style"]
+    list_display = ["thumbnail", "created_at", "status", "face_count", "size", "detector_profile", "annotate_style"]
     list_display_links = ["thumbnail", "created_at"]
-    list_filter = ["created_at", FaceCountFilter, "detector_profile", "annotate_style"]
+    list_filter = ["created_at", "status", FaceCountFilter, "detector_profile", "annotate_style"]
     search_fields = ["=id"]
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
@@ -38,10 +38,15 @@ class DetectionAdmin(admin.ModelAdmin):
     record_fields = [
         "id",
         "created_at",
+        "status",
+        "error",
         "size",
         "face_count",
         "detector",
         "annotate_style",
+        "min_confidence",
+        "min_face_size",
+        "max_faces",
         "processing_ms",
         "original",
         "annotated",
@@ -51,6 +56,8 @@ class DetectionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Annotated")
     def thumbnail(self, detection: Detection) -> str:
+        if not detection.annotated:
+            return detection.get_status_display()  # none yet (pending), or never (failed)
         return format_html(
             '<img src="{}" alt="Detection {}" style="max-height:80px;max-width:120px" loading="lazy">',
             detection.annotated.url,
@@ -59,6 +66,8 @@ class DetectionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Size")
     def size(self, detection: Detection) -> str:
+        if detection.width is None:
+            return "-"
         return format_html(
             '<span style="white-space:nowrap">{}&thinsp;&times;&thinsp;{}</span>', detection.width, detection.height
         )
@@ -74,13 +83,18 @@ class DetectionAdmin(admin.ModelAdmin):
             '<a href="{0}"><img src="{0}" alt="{1}" style="width:100%;height:auto"></a>'
             "<figcaption>{1}</figcaption></figure>"
         )
-        figures = format_html_join(
-            "", figure, [(detection.original.url, "Original"), (detection.annotated.url, "Annotated")]
-        )
+        images = [(detection.original, "Original"), (detection.annotated, "Annotated")]
+        figures = format_html_join("", figure, [(image.url, caption) for image, caption in images if image])
         return format_html('<div style="display:flex;flex-wrap:wrap;gap:1rem">{}</div>', figures)
+
+    @admin.display(description="Error")
+    def error(self, detection: Detection) -> str:
+        return f"{detection.error_code}: {detection.error_message}" if detection.error_code else "-"
 
     @admin.display(description="Faces")
     def faces_table(self, detection: Detection) -> str:
+        if detection.status != Detection.Status.DONE:
+            return f"None known: the detection is {detection.status}."
         if not detection.faces:
             return "No faces found."
         rows = format_html_join(

@@ -1,4 +1,4 @@
-"""Telling every /faces client about a new detection, through the channel layer."""
+"""Telling every /faces client about a finished detection, through the channel layer."""
 
 import json
 import logging
@@ -10,6 +10,7 @@ from detection.models import Detection
 from detection.serializers import DetectionSerializer
 
 FACES_GROUP = "faces"
+MESSAGE_TYPES = {Detection.Status.DONE: "detection.created", Detection.Status.FAILED: "detection.failed"}
 logger = logging.getLogger(__name__)
 
 
@@ -20,9 +21,9 @@ def faces_message(event: dict) -> dict:
     return {"type": "faces.broadcast", "text": json.dumps(event)}
 
 
-def broadcast_detection_created(detection: Detection) -> None:
-    """Send the detection to the group; a broken channel layer must not fail the upload."""
-    event = {"type": "detection.created", **DetectionSerializer(detection).data}
+def broadcast_detection(detection: Detection) -> None:
+    """Send the detection to the group; a broken channel layer must not fail the upload or the task."""
+    event = {"type": MESSAGE_TYPES[detection.status], **DetectionSerializer(detection).data}
     try:
         async_to_sync(get_channel_layer().group_send)(FACES_GROUP, faces_message(event))
     except Exception:

@@ -1,5 +1,4 @@
 import json
-import logging
 from collections import Counter
 from functools import lru_cache
 
@@ -9,8 +8,6 @@ from django.conf import settings
 from detection.broadcast import FACES_GROUP
 from detection.relay import GroupRelay
 from detection.serializers import with_base_url
-
-logger = logging.getLogger(__name__)
 
 # This process's membership of the faces group, shared by all its /faces clients.
 faces_relay = GroupRelay(FACES_GROUP)
@@ -37,7 +34,8 @@ def client_text(text: str, base_url: str) -> str:
 
 
 class FacesConsumer(AsyncWebsocketConsumer):
-    """Relays every broadcast to this client. Clients only listen; what they send is ignored.
+    """Relays every finished detection to this client: `detection.created` when one is done,
+    `detection.failed` when one failed (queue mode). Clients only listen; what they send is ignored.
 
     The process, not each socket, is in the channel layer's group (see detection.relay).
     Daphne pings every client (every 20 s) and drops those that stop answering.

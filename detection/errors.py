@@ -4,13 +4,27 @@ They carry a machine code and a sentence a person can act on; `errors_http` turn
 into HTTP responses, so nothing here knows about HTTP.
 """
 
+from typing import ClassVar
+
 
 class DetectionError(Exception):
     code = "detection_error"
+    retry_after: int | None = None  # seconds a client should wait before trying again, for passing failures
+    by_code: ClassVar[dict[str, type["DetectionError"]]] = {}
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        DetectionError.by_code[cls.code] = cls
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @staticmethod
+    def recorded(code: str, message: str) -> "DetectionError":
+        """A failure stored as code and message (on a detection), as the exception it was."""
+        error_class = DetectionError.by_code.get(code)
+        return error_class(message) if error_class else ProcessingFailed()
 
 
 class ImageMissing(DetectionError):
@@ -39,7 +53,18 @@ class InvalidParameter(DetectionError):
 
 class ServerBusy(DetectionError):
     code = "server_busy"
+    retry_after = 2
 
-    def __init__(self, message: str, *, retry_after: int) -> None:
+
+class QueueUnavailable(DetectionError):
+    code = "queue_unavailable"
+    retry_after = 10
+
+
+class ProcessingFailed(DetectionError):
+    """Anything unexpected while detecting: a bug or a broken dependency, logged where it happened."""
+
+    code = "server_error"
+
+    def __init__(self, message: str = "The server failed to process this image; the failure has been logged.") -> None:
         super().__init__(message)
-        self.retry_after = retry_after

@@ -17,6 +17,8 @@ from detection.errors import (
     ImageMissing,
     ImageTooLarge,
     InvalidParameter,
+    ProcessingFailed,
+    QueueUnavailable,
     ServerBusy,
     UnsupportedImageFormat,
 )
@@ -29,6 +31,8 @@ STATUS_BY_ERROR: dict[type[DetectionError], int] = {
     ImageTooLarge: 413,
     UnsupportedImageFormat: 415,
     ServerBusy: 503,
+    QueueUnavailable: 503,
+    ProcessingFailed: 500,
 }
 
 
@@ -47,7 +51,7 @@ def _validation_message(detail: object) -> str:
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's EXCEPTION_HANDLER. Returning None lets DRF re-raise: a real bug, logged as a 500."""
     if isinstance(exc, DetectionError):
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServerBusy) else {}
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
         return Response(error_body(exc.code, exc.message), status=STATUS_BY_ERROR[type(exc)], headers=headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

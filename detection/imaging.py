@@ -48,10 +48,6 @@ class DecodedImage:
     format: str  # Pillow's format name, one of SUPPORTED_FORMATS
 
     @property
-    def extension(self) -> str:
-        return SUPPORTED_FORMATS[self.format]
-
-    @property
     def width(self) -> int:
         return self.bgr.shape[1]
 
@@ -60,8 +56,9 @@ class DecodedImage:
         return self.bgr.shape[0]
 
 
-def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
-    """Decode an upload once; the format comes from the bytes, never from a name or header."""
+def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
+    """The checks the header allows, before a single pixel is decoded: not empty, a supported
+    format (from the bytes, never from a name or header), not too many pixels."""
     if not data:
         raise ImageEmpty("The uploaded file is empty.")
     try:
@@ -86,6 +83,12 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         )
     if width == 0 or height == 0:
         raise CorruptImage("The image has no pixels.")
+    return image
+
+
+def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
+    """Decode an upload once, after `open_image`'s checks."""
+    image = open_image(data, max_pixels=max_pixels)
     image_format = image.format
     try:
         image.load()  # for a GIF, the first frame

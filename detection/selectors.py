@@ -8,11 +8,14 @@ from django.db.models import QuerySet
 from detection.models import Detection
 
 
-def detection_list(*, after: datetime | None = None) -> QuerySet[Detection]:
-    """Newest first; with `after`, only those created later (how clients catch up after a disconnect)."""
+def detection_list(*, after: datetime | None = None, status: str | None = None) -> QuerySet[Detection]:
+    """Newest first; with `after`, only those created later (how clients catch up after a disconnect);
+    with `status`, only those in that state."""
     detections = Detection.objects.order_by("-created_at", "-id")
     if after is not None:
         detections = detections.filter(created_at__gt=after)
+    if status is not None:
+        detections = detections.filter(status=status)
     return detections
 
 

@@ -21,7 +21,7 @@ def with_base_url(payload: dict, base_url: str) -> dict:
     # Paths get the client's base; URLs that are already absolute (media on S3) stay as they are.
     return {
         **payload,
-        **{field: base_url + payload[field] for field in URL_FIELDS if payload[field].startswith("/")},
+        **{field: base_url + payload[field] for field in URL_FIELDS if (payload[field] or "").startswith("/")},
     }
 
 
@@ -47,18 +47,30 @@ class DetectorSerializer(serializers.Serializer):
     profile = serializers.ChoiceField(choices=list(PROFILES))
 
 
+class DetectionErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="The same codes as the API's error responses, e.g. corrupt_image.")
+    message = serializers.CharField()
+
+
 class DetectionSerializer(serializers.ModelSerializer):
-    url = serializers.SerializerMethodField(help_text="Absolute URL of the annotated image.")
+    status = serializers.ChoiceField(
+        choices=Detection.Status.choices,
+        help_text="`done` once the faces are found; in queue mode `pending` until a worker has run it, "
+        "or `failed` (see `error`).",
+    )
+    url = serializers.SerializerMethodField(help_text="Absolute URL of the annotated image; null until done.")
     original_url = serializers.SerializerMethodField(help_text="Absolute URL of the original upload.")
     detail_url = serializers.SerializerMethodField(help_text="Absolute URL of this detection's JSON.")
-    faces = FaceSerializer(many=True, help_text="Most confident first.")
+    faces = FaceSerializer(many=True, allow_null=True, help_text="Most confident first; null until done.")
     detector = serializers.SerializerMethodField()
     annotate = serializers.CharField(source="annotate_style", help_text="How the annotated image shows the faces.")
+    error = serializers.SerializerMethodField(help_text="Why the detection failed; null unless `failed`.")
 
     class Meta:
         model = Detection
         fields = [
             "id",
+            "status",
             "url",
             "original_url",
             "detail_url",
@@ -69,11 +81,12 @@ class DetectionSerializer(serializers.ModelSerializer):
             "created_at",
             "detector",
             "annotate",
+            "error",
         ]
 
-    @extend_schema_field(serializers.URLField())
-    def get_url(self, detection: Detection) -> str:
-        return detection.annotated.url
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_url(self, detection: Detection) -> str | None:
+        return detection.annotated.url if detection.annotated else None
 
     @extend_schema_field(serializers.URLField())
     def get_original_url(self, detection: Detection) -> str:
@@ -90,6 +103,12 @@ class DetectionSerializer(serializers.ModelSerializer):
             "version": detection.detector_version,
             "profile": detection.detector_profile,
         }
+
+    @extend_schema_field(DetectionErrorSerializer(allow_null=True))
+    def get_error(self, detection: Detection) -> dict | None:
+        if detection.status != Detection.Status.FAILED:
+            return None
+        return {"code": detection.error_code, "message": detection.error_message}
 
 
 class DetectionUploadSerializer(serializers.Serializer):
@@ -134,6 +153,11 @@ class DetectionParamsSerializer(DetectionUploadSerializer):
 
 
 class DetectionListParamsSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=Detection.Status.choices,
+        required=False,
+        help_text="Only detections in this state, e.g. `done` for those with their faces found.",
+    )
     after = serializers.CharField(
         required=False,
         help_text="Only detections created after this one: a detection id, or an ISO 8601 time such as "

@@ -1,10 +1,12 @@
 """Writes: turning an upload into a stored Detection."""
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -13,10 +15,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from detection.detector import DETECTOR_NAME, DETECTOR_VERSION, detect_faces
+from detection.errors import DetectionError, ProcessingFailed, QueueUnavailable
 from detection.faces import select_faces
-from detection.imaging import annotate, decode_image, encode_jpeg
+from detection.imaging import SUPPORTED_FORMATS, annotate, decode_image, encode_jpeg, open_image
 from detection.models import Detection
 from detection.slots import DetectionSlots
+
+logger = logging.getLogger(__name__)
 
 # One process's detections: DETECTION_WORKERS at once (the cores), DETECTION_QUEUE more waiting.
 slots = DetectionSlots(running=settings.DETECTION_WORKERS, waiting=settings.DETECTION_QUEUE)
@@ -31,47 +36,149 @@ def detection_create(
     max_faces: int | None = None,
     annotate_style: str = "box",
 ) -> Detection:
-    """Detect faces in an upload and store the original, the annotated copy and the row.
+    """Store an upload as a pending detection and hand it to the task backend (detection.tasks).
 
-    Files are written first and the row committed last, so a row never points at a missing
-    file; if anything fails after the files are written, they are removed again.
+    Here only the checks the header allows (size, format, pixels); decoding and detecting are the
+    task's. A queue backend gets the task once the row is committed, and the detection comes back
+    pending. The immediate backend (embedded mode) runs it here and now, within this process's
+    detection slots: the detection comes back done, or its failure is raised and nothing is kept.
     """
-    profile = profile or settings.DETECTOR_PROFILE
-    with slots.slot():
-        started = time.perf_counter()
-        image = decode_image(image_bytes, max_pixels=settings.MAX_IMAGE_PIXELS)
-        faces = detect_faces(
-            image.bgr,
-            min_confidence=settings.DETECTOR_MIN_CONFIDENCE if min_confidence is None else min_confidence,
-            profile=profile,
-            threads=settings.DETECTOR_THREADS,
-        )
-        faces = select_faces(faces, min_face_size=min_face_size, max_faces=max_faces)
-        annotated_jpeg = encode_jpeg(annotate(image.bgr, faces, style=annotate_style))
-        processing_ms = (time.perf_counter() - started) * 1000
+    from detection.tasks import process_detection, runs_in_request  # the tasks module imports this one
 
+    image = open_image(image_bytes, max_pixels=settings.MAX_IMAGE_PIXELS)
     detection = Detection(
         id=uuid.uuid4(),
         created_at=timezone.now(),
-        width=image.width,
-        height=image.height,
-        faces=[face.as_json() for face in faces],
-        face_count=len(faces),
+        status=Detection.Status.PENDING,
         detector_name=DETECTOR_NAME,
         detector_version=DETECTOR_VERSION,
-        detector_profile=profile,
+        detector_profile=profile or settings.DETECTOR_PROFILE,
+        min_confidence=settings.DETECTOR_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+        min_face_size=min_face_size,
+        max_faces=max_faces,
         annotate_style=annotate_style,
-        processing_ms=round(processing_ms, 2),
     )
+    extension = SUPPORTED_FORMATS[image.format]
+    if not runs_in_request():
+        _store(detection, image_bytes, extension=extension)
+        transaction.on_commit(partial(_enqueue, detection))
+        return detection
+
+    with slots.slot():
+        _store(detection, image_bytes, extension=extension)
+        try:
+            # The row is committed first, and the task commits its outcome on its own: no
+            # transaction stays open while it detects (SQLite would lock out every other upload).
+            process_detection.enqueue(str(detection.id))
+            detection.refresh_from_db()
+            if detection.status != Detection.Status.DONE:
+                raise DetectionError.recorded(detection.error_code, detection.error_message)
+        except BaseException:
+            # The failure is this request's answer: the row and its files go (a failure is never
+            # announced in embedded mode, see signals).
+            Detection.objects.filter(id=detection.id).delete()
+            # At once: the delete signal waits for a commit, which an outer transaction may never make.
+            detection_delete_files(detection)
+            raise
+    return detection
+
+
+def _store(detection: Detection, image_bytes: bytes, *, extension: str) -> None:
+    """The original, then the pending row: a row never points at a missing file."""
+    detection.original.save(f"original.{extension}", ContentFile(image_bytes), save=False)
     try:
-        detection.original.save(f"original.{image.extension}", ContentFile(image_bytes), save=False)
-        detection.annotated.save("annotated.jpg", ContentFile(annotated_jpeg), save=False)
-        with transaction.atomic():
-            detection.save(force_insert=True)
+        detection.save(force_insert=True)
     except BaseException:
         detection_delete_files(detection)
         raise
-    return detection
+
+
+def _enqueue(detection: Detection) -> None:
+    from detection.tasks import process_detection
+
+    try:
+        process_detection.enqueue(str(detection.id))
+    except Exception as error:
+        # The queue is out of reach: fail the upload now rather than keep a detection no worker will see.
+        logger.exception("enqueueing detection %s failed", detection.id)
+        Detection.objects.filter(id=detection.id).delete()  # its files follow (signals)
+        raise QueueUnavailable(
+            "The detection queue cannot be reached; the photo was not kept. Try again in a moment."
+        ) from error
+
+
+def detection_process(*, detection_id: str) -> None:
+    """Run a pending detection: decode the stored original, find the faces, store the annotated copy.
+
+    The detection ends done, or failed with the reason: a DetectionError's code and message, or
+    ProcessingFailed for anything unexpected (logged with the id), so none stays pending.
+    """
+    detection = Detection.objects.filter(id=detection_id, status=Detection.Status.PENDING).first()
+    if detection is None:
+        logger.warning("detection %s is not pending (deleted, or already run): nothing to do", detection_id)
+        return
+    try:
+        _detect(detection)
+    except DetectionError as error:
+        _fail(detection_id, error)
+    except Exception:
+        logger.exception("detection %s failed unexpectedly", detection_id)
+        _fail(detection_id, ProcessingFailed())
+
+
+def _detect(detection: Detection) -> None:
+    with detection.original.open("rb") as original:
+        image_bytes = original.read()
+    started = time.perf_counter()
+    image = decode_image(image_bytes, max_pixels=settings.MAX_IMAGE_PIXELS)
+    faces = detect_faces(
+        image.bgr,
+        min_confidence=detection.min_confidence,
+        profile=detection.detector_profile,
+        threads=settings.DETECTOR_THREADS,
+    )
+    faces = select_faces(faces, min_face_size=detection.min_face_size, max_faces=detection.max_faces)
+    annotated_jpeg = encode_jpeg(annotate(image.bgr, faces, style=detection.annotate_style))
+    processing_ms = (time.perf_counter() - started) * 1000
+
+    detection.annotated.save("annotated.jpg", ContentFile(annotated_jpeg), save=False)
+    detection.width, detection.height = image.width, image.height
+    detection.faces = [face.as_json() for face in faces]
+    detection.face_count = len(faces)
+    detection.processing_ms = round(processing_ms, 2)
+    detection.status = Detection.Status.DONE
+    try:
+        # update_fields with "status": the save the broadcast waits for (signals).
+        detection.save(update_fields=["annotated", "width", "height", "faces", "face_count", "processing_ms", "status"])
+    except BaseException:
+        detection.annotated.storage.delete(detection.annotated.name)
+        raise
+    logger.info("detection done", extra={"fields": detection_log_fields(detection)})
+
+
+def _fail(detection_id: str, error: DetectionError) -> None:
+    # A fresh copy: none of what _detect set on its own before failing.
+    detection = Detection.objects.get(id=detection_id)
+    detection.status = Detection.Status.FAILED
+    detection.error_code, detection.error_message = error.code, error.message
+    detection.save(update_fields=["status", "error_code", "error_message"])
+    logger.warning(
+        "detection failed",
+        extra={"fields": {"detection_id": detection_id, "error_code": error.code, "error_message": error.message}},
+    )
+
+
+def detection_log_fields(detection: Detection) -> dict:
+    """What a log line says about a detection; no image bytes, nothing about the client."""
+    return {
+        "detection_id": str(detection.id),
+        "status": detection.status,
+        "width": detection.width,
+        "height": detection.height,
+        "face_count": detection.face_count,
+        "ms": detection.processing_ms,
+        "profile": detection.detector_profile,
+    }
 
 
 def detection_delete_files(detection: Detection) -> None:
@@ -97,26 +204,33 @@ def detection_prune(*, older_than: timedelta) -> int:
 class MediaReport:
     orphan_files: list[str]  # stored files no detection points at
     missing_files: list[str]  # detections (ids) with a file gone
+    unfinished: list[str]  # embedded mode: pending detections (ids), which only a crash leaves behind
 
 
 def media_check() -> MediaReport:
     """Compare the files under detections/ with the rows that should own them."""
+    from detection.tasks import runs_in_request  # the tasks module imports this one
+
     referenced: set[str] = set()
     missing = []
     for detection in Detection.objects.only("id", "original", "annotated").iterator():
-        names = [detection.original.name, detection.annotated.name]
+        names = [field.name for field in (detection.original, detection.annotated) if field]  # no copy until done
         referenced.update(names)
         if not all(default_storage.exists(name) for name in names):
             missing.append(str(detection.id))
     orphans = [name for name in _stored_names("detections") if name not in referenced]
-    return MediaReport(orphan_files=sorted(orphans), missing_files=sorted(missing))
+    # With a queue, a pending detection waits for a worker; in embedded mode nothing will ever run it.
+    pending = Detection.objects.filter(status=Detection.Status.PENDING).values_list("id", flat=True)
+    unfinished = [str(detection_id) for detection_id in pending] if runs_in_request() else []
+    return MediaReport(orphan_files=sorted(orphans), missing_files=sorted(missing), unfinished=sorted(unfinished))
 
 
 def media_repair(report: MediaReport) -> None:
-    """Remove orphan files, and detections whose files are gone (they could never be shown)."""
+    """Remove orphan files, detections whose files are gone (they could never be shown), and
+    unfinished ones (they never will be); the files of the detections removed follow (signals)."""
     for name in report.orphan_files:
         default_storage.delete(name)
-    Detection.objects.filter(id__in=report.missing_files).delete()
+    Detection.objects.filter(id__in=[*report.missing_files, *report.unfinished]).delete()
 
 
 def _stored_names(folder: str) -> Iterator[str]:

@@ -20,9 +20,7 @@ class DetectionSlots:
     def slot(self) -> Iterator[None]:
         with self._lock:
             if self._admitted >= self.running + self.waiting:
-                raise ServerBusy(
-                    f"The server is busy with {self._admitted} detections; try again in a moment.", retry_after=2
-                )
+                raise ServerBusy(f"The server is busy with {self._admitted} detections; try again in a moment.")
             self._admitted += 1
         try:
             with self._turns:

@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 from detection.errors import ImageMissing
 from detection.health import readiness
 from detection.imaging import CONTENT_TYPE_BY_EXTENSION
+from detection.models import Detection
 from detection.parsers import ImageBodyParser, too_many_bytes
 from detection.selectors import detection_get, detection_list
 from detection.serializers import (
@@ -34,7 +35,7 @@ from detection.serializers import (
     DetectionUploadSerializer,
     with_base_url,
 )
-from detection.services import detection_create
+from detection.services import detection_create, detection_log_fields
 
 MEDIA_CACHE_SECONDS = 365 * 24 * 3600
 logger = logging.getLogger(__name__)
@@ -91,14 +92,24 @@ class DetectionListCreateView(GenericAPIView):
         summary="Detect the faces in a photo",
         description="Stores the photo and a copy with every face boxed, and announces it on the /faces websocket. "
         "Send the photo as the multipart field `image`, or as the raw body with an `image/*` Content-Type "
-        "(then `min_confidence` goes in the query string).",
+        "(then `min_confidence` goes in the query string). "
+        "In queue mode the answer comes at once (202, `status: pending`) and a worker detects the faces: "
+        "poll the `Location` URL, or listen on /faces for `detection.created` or `detection.failed`.",
         parameters=[DetectionParamsSerializer],
         request={"multipart/form-data": DetectionUploadSerializer, "image/*": OpenApiTypes.BINARY},
         responses={
-            201: DetectionSerializer,
+            201: OpenApiResponse(DetectionSerializer, description="Done: the faces and the annotated copy."),
+            202: OpenApiResponse(
+                DetectionSerializer,
+                description="Queue mode: stored and queued, `status: pending`; `Location` is its detail URL, "
+                "which says `done` (with the faces) or `failed` (with the reason) once a worker has run it.",
+            ),
             400: OpenApiResponse(ERROR_SCHEMA, description="No image, empty, corrupt, or a bad parameter."),
             413: OpenApiResponse(ERROR_SCHEMA, description="Too many bytes or pixels."),
             415: OpenApiResponse(ERROR_SCHEMA, description="Not an image in a supported format."),
+            503: OpenApiResponse(
+                ERROR_SCHEMA, description="Too many detections at once, or the queue is out of reach; see Retry-After."
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -106,23 +117,23 @@ class DetectionListCreateView(GenericAPIView):
         params = DetectionParamsSerializer(data={**request.query_params.dict(), **request.data.dict()})
         params.is_valid(raise_exception=True)
         detection = detection_create(image_bytes=image_bytes, **params.validated_data)
+        done = detection.status == Detection.Status.DONE
         logger.info(
-            "detection created",
+            "detection created" if done else "detection queued",
             extra={
                 "fields": {
-                    "detection_id": str(detection.id),
-                    "width": detection.width,
-                    "height": detection.height,
+                    **detection_log_fields(detection),
                     "bytes": len(image_bytes),
-                    "face_count": detection.face_count,
-                    "ms": detection.processing_ms,
-                    "profile": detection.detector_profile,
                     "client": request.META.get("REMOTE_ADDR"),
                 }
             },
         )
         body = with_base_url(DetectionSerializer(detection).data, request_base_url(request))
-        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["detail_url"]})
+        return Response(
+            body,
+            status=status.HTTP_201_CREATED if done else status.HTTP_202_ACCEPTED,
+            headers={"Location": body["detail_url"]},
+        )
 
 
 class DetectionDetailView(APIView):

@@ -9,6 +9,7 @@ import dj_database_url
 from facesite.env import env_bool, env_float, env_int, env_list, env_str
 from facesite.hosts import machine_hosts
 from facesite.layers import channel_layers
+from facesite.task_backends import task_backends
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -47,6 +48,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "django_tasks",
     "detection",
     "access",
 ]
@@ -107,6 +109,14 @@ CHANNEL_LAYERS = channel_layers(
     prefix=env_str("CHANNEL_LAYER_PREFIX", "asgi"),
     layer=env_str("CHANNEL_LAYER", "core"),
 )
+
+# Where detections run (facesite/task_backends.py): "immediate" (default) inside each upload's request;
+# "rq" on workers (`make worker`) that take them from a queue in REDIS_URL, the upload answered 202.
+TASKS_BACKEND = env_str("TASKS_BACKEND", "immediate")
+TASKS = task_backends(TASKS_BACKEND, redis_url=REDIS_URL)
+if TASKS_BACKEND == "rq":
+    INSTALLED_APPS.append("django_rq")  # the queue's connection, its worker, and its page in the admin
+    RQ_QUEUES = {"default": {"URL": REDIS_URL}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -213,6 +223,8 @@ LOGGING = {
     # LOG_FORMAT=plain for people reading a terminal; json (default) for log collectors.
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": env_str("LOG_FORMAT", "json")}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # django-tasks logs every task's start and end; ours log their outcome (detection done / failed).
+    "loggers": {"django_tasks": {"level": "WARNING"}},
 }
 CSRF_FAILURE_VIEW = "detection.errors_http.csrf_failure"
 

@@ -93,12 +93,35 @@ def embedded_configuration(root: Path) -> Iterator[dict[str, str]]:
 
 @contextmanager
 def docker_configuration(root: Path) -> Iterator[dict[str, str]]:
-    # What docker-compose.yml sets: PostgreSQL for the rows, Redis for the channel layer.
+    # What docker-compose.yml sets: PostgreSQL for the rows, Redis for the channel layer (compose's
+    # queue mode, TASKS_BACKEND=rq with worker processes, is tests/test_queue_mode.py's).
     import redis
 
     required_service("Redis", lambda: redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=3).ping())
     with postgres_database() as database_url:
         yield {"DATABASE_URL": database_url, "REDIS_URL": TEST_REDIS_URL}
+
+
+@contextmanager
+def queue_configuration(root: Path) -> Iterator[dict[str, str]]:
+    """docker-compose.yml's queue mode: the Docker configuration with TASKS_BACKEND=rq (workers come
+    from running_worker), and Redis keys of its own for the queue and the channel layer, removed after."""
+    import redis
+
+    prefix = f"test-queue-{uuid.uuid4().hex[:12]}"
+    with docker_configuration(root) as configuration:
+        try:
+            yield {
+                **configuration,
+                "TASKS_BACKEND": "rq",
+                "RQ_KEY_PREFIX": f"{prefix}-rq",
+                "CHANNEL_LAYER_PREFIX": prefix,
+            }
+        finally:
+            connection = redis.Redis.from_url(TEST_REDIS_URL)
+            for key in connection.scan_iter(f"{prefix}*"):
+                connection.delete(key)
+            connection.close()
 
 
 @contextmanager
@@ -151,3 +174,50 @@ def wait_until_healthy(process: subprocess.Popen, server: Server) -> None:
             pass  # not listening yet: migrate and collectstatic run first
         time.sleep(0.2)
     pytest.fail(f"The server did not answer /healthz within {STARTUP_SECONDS} s:\n{server.output()}", False)
+
+
+@dataclass(frozen=True)
+class Worker:
+    process: subprocess.Popen
+    log_path: Path
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def running_worker(server: Server) -> Iterator[Worker]:
+    """`./entrypoint.sh worker` (what `make worker` and compose's worker run) with the server's
+    configuration, ready once it has registered with the queue in Redis."""
+    import redis
+
+    log_path = server.log_path.with_name(f"worker-{uuid.uuid4().hex[:8]}.log")
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            ["./entrypoint.sh", "worker"],
+            cwd=REPO_ROOT,
+            env=server.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    worker = Worker(process=process, log_path=log_path)
+    connection = redis.Redis.from_url(server.env["REDIS_URL"])
+
+    def registered() -> bool:
+        # RQ lists each queue's workers in a set (under RQ_KEY_PREFIX), each with its pid; entrypoint.sh execs.
+        workers = connection.smembers(f"{server.env.get('RQ_KEY_PREFIX', 'rq')}:workers:default")
+        return any(connection.hget(key, "pid") == str(process.pid).encode() for key in workers)
+
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not registered():
+            if process.poll() is not None:
+                pytest.fail(f"The worker exited with {process.returncode} while starting:\n{worker.output()}", False)
+            if time.monotonic() > deadline:
+                pytest.fail(f"The worker did not start within {STARTUP_SECONDS} s:\n{worker.output()}", False)
+            time.sleep(0.2)
+        yield worker
+    finally:
+        connection.close()
+        stop(process)

@@ -81,3 +81,26 @@ def test_deleting_many_detections_deletes_their_files(admin_client, detections, 
 
     assert list(Detection.objects.values_list("id", flat=True)) == [detections["one"].id]
     assert {path.parent.name for path in stored_files(media_root)} == {str(detections["one"].id)}
+
+
+def test_the_list_and_the_detail_page_show_pending_and_failed_detections(admin_client, coffee_png):
+    done, pending, failed = upload(coffee_png), upload(coffee_png), upload(coffee_png)
+    # As queue mode leaves them: pending until a worker has run it, failed with the reason.
+    for detection in (pending, failed):
+        detection.annotated.storage.delete(detection.annotated.name)
+    Detection.objects.filter(id=pending.id).update(status="pending", annotated="", faces=None, face_count=None)
+    Detection.objects.filter(id=failed.id).update(
+        status="failed", annotated="", error_code="corrupt_image", error_message="The image is truncated."
+    )
+
+    listing = admin_client.get(LIST_URL)
+    only_failed = admin_client.get(LIST_URL, {"status__exact": "failed"})
+    failed_page = admin_client.get(f"{LIST_URL}{failed.id}/change/")
+    pending_page = admin_client.get(f"{LIST_URL}{pending.id}/change/")
+
+    assert listing.status_code == 200
+    assert listed_ids(listing) == {str(done.id), str(pending.id), str(failed.id)}
+    assert listed_ids(only_failed) == {str(failed.id)}
+    assert "corrupt_image: The image is truncated." in failed_page.content.decode()
+    assert pending_page.status_code == 200
+    assert "the detection is pending" in pending_page.content.decode()

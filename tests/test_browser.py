@@ -15,7 +15,15 @@ import pytest
 import requests
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Response, expect, sync_playwright
 
-from tests.live_server import REPO_ROOT, Server, embedded_configuration, free_port, running_server
+from tests.live_server import (
+    REPO_ROOT,
+    Server,
+    embedded_configuration,
+    free_port,
+    queue_configuration,
+    running_server,
+    running_worker,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -357,6 +365,33 @@ def test_several_files_upload_one_after_the_other(
     expect(page.locator(CARDS)).to_have_count(count + 2, timeout=LIVE_MS)
     all_images_loaded(page, f"{CARDS} img")
     screenshot(page, "live-desktop")
+
+
+def test_in_queue_mode_uploads_finish_on_the_page_or_say_why_they_failed(
+    open_page: OpenPage, tmp_path: Path, astronaut_file: Path, astronaut_jpeg: bytes
+) -> None:
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(astronaut_jpeg[:5000])  # accepted (202), then fails in the worker
+    with (
+        queue_configuration(tmp_path) as configuration,
+        running_server(tmp_path, configuration) as server,
+        running_worker(server),
+    ):
+        uploader, watcher = open_page(server.base_url + "/"), open_page(server.base_url + "/")
+        for page in (uploader, watcher):
+            expect_live(page)
+
+        uploader.set_input_files("#image", [astronaut_file, truncated])
+
+        rows = uploader.locator("#uploads li")
+        expect(uploader.locator("#uploads li.done")).to_have_count(1, timeout=UPLOAD_MS)
+        expect(uploader.locator("#uploads li.failed")).to_have_count(1, timeout=UPLOAD_MS)
+        expect(rows.filter(has_text="astronaut.jpg").locator(".upload-status")).to_have_text("1 face found")
+        expect(rows.filter(has_text="truncated.jpg").locator(".upload-status")).to_contain_text("truncated")
+        for page in (uploader, watcher):  # a card for the detection that is done, none for the failed one
+            expect(page.locator(CARDS)).to_have_count(1, timeout=LIVE_MS)
+            expect(page.locator(CARDS).first.locator(".face-count")).to_have_text("1 face")
+            page.close()  # before its server stops, which the page would try to reconnect to
 
 
 def test_the_admin_lists_and_shows_detections_with_their_images(

@@ -16,7 +16,7 @@ def compose() -> dict:
 def test_compose_runs_replicas_behind_nginx_on_8282_with_redis_and_postgres():
     services = compose()["services"]
 
-    assert set(services) == {"migrate", "web", "nginx", "redis", "postgres"}
+    assert set(services) == {"migrate", "web", "worker", "nginx", "redis", "postgres"}
     web = services["web"]
     assert "ports" not in web  # reached only through nginx
     assert int(web["deploy"]["replicas"].removeprefix("${WEB_REPLICAS:-").removesuffix("}")) >= 2
@@ -28,6 +28,20 @@ def test_compose_runs_replicas_behind_nginx_on_8282_with_redis_and_postgres():
     assert services["migrate"]["entrypoint"] == ["python", "manage.py", "migrate", "--noinput"]
     assert services["nginx"]["ports"] == ["${PORT:-8282}:8282"]
     assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in services["nginx"]["volumes"]
+
+
+def test_compose_queues_uploads_for_workers_that_share_the_web_services_data():
+    services = compose()["services"]
+    web, worker = services["web"], services["worker"]
+
+    assert web["environment"]["TASKS_BACKEND"] == "rq"
+    assert worker["command"] == ["worker"]  # ./entrypoint.sh worker, from the same image
+    assert worker["build"] == web["build"]
+    for name in ("DATABASE_URL", "REDIS_URL", "TASKS_BACKEND"):
+        assert worker["environment"][name] == web["environment"][name]
+    assert "media:/app/media" in worker["volumes"]  # it reads the originals and writes the copies
+    assert worker["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert "ports" not in worker
 
 
 def test_nginx_passes_websockets_and_caps_bodies():

@@ -76,6 +76,20 @@ async def test_the_message_carries_the_same_fields_as_the_upload_answer(astronau
     await assert_broadcast_reaches([client_for()], astronaut_jpeg)
 
 
+async def test_a_rejected_upload_is_not_announced(astronaut_jpeg, coffee_png):
+    client = client_for()
+    assert (await client.connect())[0]
+
+    rejected = await sync_to_async(APIClient().post)(
+        "/image", {"image": SimpleUploadedFile("p", astronaut_jpeg[:5000])}, format="multipart"
+    )
+    body = await upload(coffee_png)
+
+    assert rejected.status_code == 400
+    assert (await client.receive_json_from(timeout=5))["id"] == body["id"]  # the first message is the next upload's
+    await client.disconnect()
+
+
 async def test_urls_use_the_host_each_client_connected_to(coffee_png):
     lan_client = client_for(host=b"192.0.2.10:8282")
     assert (await lan_client.connect())[0]

@@ -60,3 +60,19 @@ def test_it_rejects_an_after_it_cannot_place(value):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_parameter"
     assert "after" in response.json()["error"]["message"]
+
+
+def test_it_lists_only_detections_in_the_status_asked_for(coffee_png):
+    client = APIClient()
+    response = client.post("/image", {"image": SimpleUploadedFile("c.png", coffee_png)}, format="multipart")
+    detection_id = response.json()["id"]
+
+    done = client.get("/image", {"status": "done"}).json()
+    pending = client.get("/image", {"status": "pending"}).json()
+    unknown = client.get("/image", {"status": "lost"})
+
+    assert [item["id"] for item in done["results"]] == [detection_id]
+    assert done["results"][0]["status"] == "done"
+    assert pending["count"] == 0
+    assert unknown.status_code == 400
+    assert "status" in unknown.json()["error"]["message"]

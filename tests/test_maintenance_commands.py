@@ -10,7 +10,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from detection.models import Detection
-from tests.conftest import stored_files
+from facesite.task_backends import task_backends
+from tests.conftest import TEST_REDIS_URL, stored_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,3 +70,33 @@ def test_check_media_finds_and_repairs_both_kinds_of_orphan(coffee_png, media_ro
     assert {path.parent.name for path in stored_files(media_root)} == {str(intact.id)}
     call_command("check_media")
     assert "0 orphan file(s) and 0 detection(s) without files found" in capsys.readouterr().out
+
+
+def left_unfinished(detection: Detection) -> Detection:
+    """What a crash in the middle of an embedded upload leaves: the original and a pending row."""
+    detection.annotated.storage.delete(detection.annotated.name)
+    Detection.objects.filter(id=detection.id).update(status=Detection.Status.PENDING, annotated="")
+    return Detection.objects.get(id=detection.id)
+
+
+def test_check_media_removes_detections_a_crash_left_unfinished(coffee_png, media_root, capsys):
+    intact, unfinished = upload(coffee_png), left_unfinished(upload(coffee_png))
+
+    call_command("check_media")
+    report = capsys.readouterr().out
+    call_command("check_media", "--repair")
+
+    assert f"detection left unfinished: {unfinished.id}" in report
+    assert "0 orphan file(s) and 0 detection(s) without files found" in report
+    assert list(Detection.objects.values_list("id", flat=True)) == [intact.id]
+    assert {path.parent.name for path in stored_files(media_root)} == {str(intact.id)}
+
+
+def test_check_media_leaves_queued_detections_to_the_workers(coffee_png, settings, capsys):
+    queued = left_unfinished(upload(coffee_png))
+    settings.TASKS = task_backends("rq", redis_url=TEST_REDIS_URL)  # queue mode: pending means queued
+
+    call_command("check_media", "--repair")
+
+    assert "unfinished" not in capsys.readouterr().out
+    assert Detection.objects.get(id=queued.id).status == Detection.Status.PENDING

@@ -35,6 +35,7 @@ def test_it_answers_with_the_faces_and_urls(client, astronaut_jpeg):
 
     assert response.status_code == 201
     body = response.json()
+    assert (body["status"], body["error"]) == ("done", None)
     detection_id = uuid.UUID(body["id"])
     assert (
         body["url"]

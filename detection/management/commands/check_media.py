@@ -4,7 +4,10 @@ from detection.services import media_check, media_repair
 
 
 class Command(BaseCommand):
-    help = "Report stored files without a detection and detections without their files; --repair removes both."
+    help = (
+        "Report stored files without a detection, detections without their files and (embedded mode) "
+        "detections a crash left unfinished; --repair removes them."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--repair", action="store_true", help="delete the orphans found")
@@ -15,6 +18,8 @@ class Command(BaseCommand):
             self.stdout.write(f"orphan file: {name}")
         for detection_id in report.missing_files:
             self.stdout.write(f"detection without its files: {detection_id}")
+        for detection_id in report.unfinished:
+            self.stdout.write(f"detection left unfinished: {detection_id}")
         if repair:
             media_repair(report)
         verb = "removed" if repair else "found"
@@ -22,3 +27,5 @@ class Command(BaseCommand):
             f"{len(report.orphan_files)} orphan file(s) and {len(report.missing_files)} detection(s) "
             f"without files {verb}."
         )
+        if report.unfinished:
+            self.stdout.write(f"{len(report.unfinished)} unfinished detection(s) {verb}.")

@@ -72,8 +72,9 @@ async function fetchJSON(url) {
   return response.json();
 }
 
+// Only finished detections with their faces: in queue mode the list also holds pending and failed ones.
 async function loadRecent() {
-  const page = await fetchJSON("/image?page_size=24");
+  const page = await fetchJSON("/image?status=done&page_size=24");
   page.results.forEach((detection) => show(detection, { atTop: false }));
 }
 
@@ -81,13 +82,14 @@ async function loadRecent() {
 async function catchUp() {
   if (!newestSeen) return loadRecent();
   const missed = [];
-  let url = `/image?page_size=100&after=${encodeURIComponent(newestSeen)}`;
+  let url = `/image?status=done&page_size=100&after=${encodeURIComponent(newestSeen)}`;
   while (url && missed.length < 1000) {
     const page = await fetchJSON(url);
     missed.push(...page.results);
     url = page.next;
   }
   missed.reverse().forEach((detection) => show(detection, { atTop: true }));
+  queued.forEach((status, id) => fetchJSON(`/image/${id}`).then(settle).catch(() => {}));
 }
 
 // ---- the websocket ----
@@ -113,6 +115,7 @@ function connect() {
   socket.addEventListener("message", (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "detection.created") show(message, { atTop: true });
+    settle(message); // this page's own queued upload, if it is one: failures are shown only there
   });
   socket.addEventListener("close", () => {
     socket = null;
@@ -140,6 +143,26 @@ window.addEventListener("online", () => {
 
 const queue = [];
 let uploading = false;
+// Queue mode: uploads the server accepted (202) that a worker has not finished; id -> their row's status.
+const queued = new Map();
+
+function uploaded(status, detection) {
+  status.closest("li").classList.add("done");
+  status.textContent = `${facesText(detection.face_count)} found`;
+  show(detection, { atTop: true });
+}
+
+function settle(detection) {
+  const status = queued.get(detection.id);
+  if (!status || detection.status === "pending") return;
+  queued.delete(detection.id);
+  if (detection.status === "done") {
+    uploaded(status, detection);
+  } else {
+    status.closest("li").classList.add("failed");
+    status.textContent = detection.error.message;
+  }
+}
 
 function enqueue(files) {
   for (const file of files) {
@@ -190,9 +213,12 @@ function send({ file, row, progress, status }) {
       progress.value = 100;
       const answer = request.response;
       if (request.status === 201 && answer) {
-        row.classList.add("done");
-        status.textContent = `${facesText(answer.face_count)} found`;
-        show(answer, { atTop: true });
+        uploaded(status, answer);
+      } else if (request.status === 202 && answer) {
+        status.textContent = "queued, finding faces…";
+        queued.set(answer.id, status);
+        // It may have finished before we were listening for it.
+        fetchJSON(answer.detail_url).then(settle).catch(() => {});
       } else {
         row.classList.add("failed");
         status.textContent = answer?.error?.message ?? `The server answered ${request.status}.`;
