@@ -64,7 +64,7 @@ def detection_create(
         transaction.on_commit(partial(_enqueue, detection))
         return detection
 
-    with slots.slot():
+    with slots.admitted():
         _store(detection, image_bytes, extension=extension)
         try:
             # The row is committed first, and the task commits its outcome on its own: no
@@ -129,17 +129,18 @@ def detection_process(*, detection_id: str) -> None:
 def _detect(detection: Detection) -> None:
     with detection.original.open("rb") as original:
         image_bytes = original.read()
-    started = time.perf_counter()
-    image = decode_image(image_bytes, max_pixels=settings.MAX_IMAGE_PIXELS)
-    faces = detect_faces(
-        image.bgr,
-        min_confidence=detection.min_confidence,
-        profile=detection.detector_profile,
-        threads=settings.DETECTOR_THREADS,
-    )
-    faces = select_faces(faces, min_face_size=detection.min_face_size, max_faces=detection.max_faces)
-    annotated_jpeg = encode_jpeg(annotate(image.bgr, faces, style=detection.annotate_style))
-    processing_ms = (time.perf_counter() - started) * 1000
+    with slots.turn():
+        started = time.perf_counter()
+        image = decode_image(image_bytes, max_pixels=settings.MAX_IMAGE_PIXELS)
+        faces = detect_faces(
+            image.bgr,
+            min_confidence=detection.min_confidence,
+            profile=detection.detector_profile,
+            threads=settings.DETECTOR_THREADS,
+        )
+        faces = select_faces(faces, min_face_size=detection.min_face_size, max_faces=detection.max_faces)
+        annotated_jpeg = encode_jpeg(annotate(image.bgr, faces, style=detection.annotate_style))
+        processing_ms = (time.perf_counter() - started) * 1000
 
     detection.annotated.save("annotated.jpg", ContentFile(annotated_jpeg), save=False)
     detection.width, detection.height = image.width, image.height

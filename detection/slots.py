@@ -17,14 +17,23 @@ class DetectionSlots:
         self._admitted = 0  # running + waiting
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
+    def admitted(self) -> Iterator[None]:
+        """For a whole upload: refused with ServerBusy when `running` + `waiting` are already in."""
         with self._lock:
             if self._admitted >= self.running + self.waiting:
-                raise ServerBusy(f"The server is busy with {self._admitted} detections; try again in a moment.")
+                raise ServerBusy(
+                    f"The server is busy with {self._admitted} detections; try again in a moment.", retry_after=2
+                )
             self._admitted += 1
         try:
-            with self._turns:
-                yield
+            yield
         finally:
             with self._lock:
                 self._admitted -= 1
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """For the image work alone (decode, detect, draw, encode): `running` at once. Storing and
+        database writes happen outside it, so the cores do not idle while a slot waits on a disk."""
+        with self._turns:
+            yield

@@ -16,7 +16,7 @@ def test_slots_admit_the_running_and_the_waiting_then_refuse():
     inside, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with slots.slot():
+        with slots.admitted(), slots.turn():
             inside.set()
             release.wait(5)
 
@@ -25,14 +25,14 @@ def test_slots_admit_the_running_and_the_waiting_then_refuse():
         holder.start()
     inside.wait(5)
 
-    with pytest.raises(ServerBusy) as refused, slots.slot():
+    with pytest.raises(ServerBusy) as refused, slots.admitted():
         pass
 
     release.set()
     for holder in holders:
         holder.join(5)
     assert refused.value.retry_after > 0
-    with slots.slot():  # free again once they are done
+    with slots.admitted(), slots.turn():  # free again once they are done
         pass
 
 
@@ -44,7 +44,7 @@ def test_an_upload_past_the_queue_gets_503_with_retry_after(coffee_png, monkeypa
     started = threading.Event()
 
     def occupy() -> None:
-        with full.slot():
+        with full.admitted(), full.turn():
             started.set()
             release.wait(5)
 
