@@ -21,9 +21,7 @@ class DetectionSlots:
         """For a whole upload: refused with ServerBusy when `running` + `waiting` are already in."""
         with self._lock:
             if self._admitted >= self.running + self.waiting:
-                raise ServerBusy(
-                    f"The server is busy with {self._admitted} detections; try again in a moment.", retry_after=2
-                )
+                raise ServerBusy(f"The server is busy with {self._admitted} detections; try again in a moment.")
             self._admitted += 1
         try:
             yield
