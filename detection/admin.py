@@ -28,7 +28,8 @@ class FaceCountFilter(admin.SimpleListFilter):
 class DetectionAdmin(admin.ModelAdmin):
     """A detection is a record of what happened: browse and delete, never edit."""
 
-    list_display = ["thumbnail", "created_at", "status", "face_count", "size", "detector_profile", "annotate_style"]
+    # What fits a laptop screen; profile and style are filters and on the detail page.
+    list_display = ["thumbnail", "created_at", "status", "face_count", "size"]
     list_display_links = ["thumbnail", "created_at"]
     list_filter = ["created_at", "status", FaceCountFilter, "detector_profile", "annotate_style"]
     search_fields = ["=id"]
