@@ -61,6 +61,17 @@ class QueueUnavailable(DetectionError):
     retry_after = 10
 
 
+class WorkerLost(DetectionError):
+    """Queue mode: the worker running the detection died (killed, out of memory) before it finished."""
+
+    code = "worker_lost"
+
+    def __init__(
+        self, message: str = "The worker detecting this photo stopped before it finished; upload it again."
+    ) -> None:
+        super().__init__(message)
+
+
 class ProcessingFailed(DetectionError):
     """Anything unexpected while detecting: a bug or a broken dependency, logged where it happened."""
 

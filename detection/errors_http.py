@@ -21,6 +21,7 @@ from detection.errors import (
     QueueUnavailable,
     ServerBusy,
     UnsupportedImageFormat,
+    WorkerLost,
 )
 
 STATUS_BY_ERROR: dict[type[DetectionError], int] = {
@@ -32,6 +33,7 @@ STATUS_BY_ERROR: dict[type[DetectionError], int] = {
     UnsupportedImageFormat: 415,
     ServerBusy: 503,
     QueueUnavailable: 503,
+    WorkerLost: 503,  # only ever stored (queue mode), never a request's own answer
     ProcessingFailed: 500,
 }
 

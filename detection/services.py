@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from detection.detector import DETECTOR_NAME, DETECTOR_VERSION, detect_faces
-from detection.errors import DetectionError, ProcessingFailed, QueueUnavailable
+from detection.errors import DetectionError, ProcessingFailed, QueueUnavailable, WorkerLost
 from detection.faces import select_faces
 from detection.imaging import SUPPORTED_FORMATS, annotate, decode_image, encode_jpeg, open_image
 from detection.models import Detection
@@ -155,6 +155,12 @@ def _detect(detection: Detection) -> None:
         detection.annotated.storage.delete(detection.annotated.name)
         raise
     logger.info("detection done", extra={"fields": detection_log_fields(detection)})
+
+
+def detection_abandon(*, detection_id: str) -> None:
+    """A queued detection whose worker died before finishing: failed, unless it got finished after all."""
+    if Detection.objects.filter(id=detection_id, status=Detection.Status.PENDING).exists():
+        _fail(detection_id, WorkerLost())
 
 
 def _fail(detection_id: str, error: DetectionError) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
@@ -135,6 +136,40 @@ def test_a_worker_told_to_stop_finishes_the_detection_in_hand(server, http, astr
         assert worker.process.wait(timeout=WORKER_SECONDS) == 0
 
     assert (message["type"], message["status"], message["face_count"]) == ("detection.created", "done", 1)
+
+
+def expire_started_jobs(server: Server) -> None:
+    """What time does to the jobs of a worker that died: RQ finds one abandoned once its heartbeat
+    (a minute or more) has expired. Here it expires at once instead of the test waiting."""
+    connection = redis.Redis.from_url(server.env["REDIS_URL"])
+    started = f"{server.env['RQ_KEY_PREFIX']}:wip:default"
+    for member in connection.zrange(started, 0, -1):
+        connection.zadd(started, {member: 1}, xx=True)
+    connection.close()
+
+
+def test_a_detection_whose_worker_dies_ends_failed_not_pending(server, http, astronaut):
+    slow = encode(astronaut.resize((6000, 4000)), "JPEG", quality=95)
+
+    with connect(server.ws_url, proxy=None) as listener:
+        with running_worker(server) as worker:
+            response = http.post(
+                server.base_url + "/image", files={"image": slow}, data={"profile": "accurate"}, timeout=30
+            )
+            detection_id = response.json()["id"]
+            wait_for(lambda: detection_id in worker.output(), "the worker to take the detection")
+            os.killpg(worker.process.pid, signal.SIGKILL)  # out of memory, or a host gone
+            worker.process.wait(timeout=10)
+        assert http.get(response.headers["Location"], timeout=10).json()["status"] == "pending"
+
+        expire_started_jobs(server)
+        with running_worker(server):  # a worker's maintenance, on its start, finds the abandoned job
+            message = message_about(listener, detection_id)
+
+    detail = http.get(response.headers["Location"], timeout=10).json()
+    assert message == {"type": "detection.failed", **detail}
+    assert detail["status"] == "failed"
+    assert detail["error"]["code"] == "worker_lost"
 
 
 def test_the_request_still_refuses_what_the_header_gives_away(server, http):
