@@ -9,7 +9,7 @@ import dj_database_url
 from facesite.env import env_bool, env_float, env_int, env_list, env_str
 from facesite.hosts import machine_hosts
 from facesite.layers import channel_layers
-from facesite.task_backends import task_backends
+from facesite.task_backends import rq_queues, task_backends
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -116,7 +116,7 @@ TASKS_BACKEND = env_str("TASKS_BACKEND", "immediate")
 TASKS = task_backends(TASKS_BACKEND, redis_url=REDIS_URL)
 if TASKS_BACKEND == "rq":
     INSTALLED_APPS.append("django_rq")  # the queue's connection, its worker, and its page in the admin
-    RQ_QUEUES = {"default": {"URL": REDIS_URL}}
+    RQ_QUEUES = rq_queues(REDIS_URL)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

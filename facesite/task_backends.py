@@ -1,6 +1,12 @@
 """Task backend settings: where detections run (detection/tasks.py)."""
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 from django.core.exceptions import ImproperlyConfigured
+
+# Seconds an upload may wait to reach the queue's Redis: without it a host that drops packets holds
+# each upload for the system's TCP timeout (minutes) before its 503.
+QUEUE_CONNECT_TIMEOUT = 5
 
 # "immediate" (the default): inside the upload's own request, answered 201 with the result; one
 # process, nothing else to run. "rq": on worker processes (`make worker`, here or on other machines)
@@ -22,3 +28,11 @@ def task_backends(backend: str, *, redis_url: str) -> dict:
             "or leave TASKS_BACKEND unset to detect inside each request."
         )
     return {"default": {"BACKEND": BACKENDS[backend]}}
+
+
+def rq_queues(redis_url: str) -> dict:
+    """django-rq's RQ_QUEUES: one queue in REDIS_URL, reached within QUEUE_CONNECT_TIMEOUT unless
+    the URL says otherwise (django-rq takes connection options from the URL only)."""
+    parts = urlsplit(redis_url)
+    query = {"socket_connect_timeout": str(QUEUE_CONNECT_TIMEOUT), **dict(parse_qsl(parts.query))}
+    return {"default": {"URL": urlunsplit(parts._replace(query=urlencode(query)))}}

@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 from websockets.sync.client import ClientConnection, connect
 
 from detection.models import Detection
-from facesite.task_backends import task_backends
+from facesite.task_backends import rq_queues, task_backends
 from tests.conftest import ASTRONAUT_FACE, encode, overlap, stored_files
 from tests.live_server import REPO_ROOT, Server, free_port, queue_configuration, running_server, running_worker
 
@@ -217,7 +217,7 @@ def test_a_worker_refuses_to_start_in_embedded_mode(tmp_path):
 def test_an_upload_the_queue_cannot_take_is_refused_and_nothing_kept(settings, coffee_png, media_root):
     unreachable = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     settings.TASKS = task_backends("rq", redis_url=unreachable)
-    settings.RQ_QUEUES = {"default": {"URL": unreachable}}
+    settings.RQ_QUEUES = rq_queues(unreachable)
 
     response = APIClient().post("/image", {"image": SimpleUploadedFile("p.png", coffee_png)}, format="multipart")
 
@@ -226,3 +226,12 @@ def test_an_upload_the_queue_cannot_take_is_refused_and_nothing_kept(settings, c
     assert int(response["Retry-After"]) > 0
     assert Detection.objects.count() == 0
     assert stored_files(media_root) == []
+
+
+def test_the_queue_is_reached_within_a_few_seconds_or_not_at_all():
+    timeout = "socket_connect_timeout"
+    queue_url = rq_queues("redis://redis.example:6379/0")["default"]["URL"]
+    chosen_url = rq_queues(f"redis://redis.example:6379/0?{timeout}=1")["default"]["URL"]
+
+    assert redis.Redis.from_url(queue_url).connection_pool.connection_kwargs[timeout] == 5
+    assert redis.Redis.from_url(chosen_url).connection_pool.connection_kwargs[timeout] == 1
