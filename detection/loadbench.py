@@ -38,6 +38,7 @@ from websockets.exceptions import ConnectionClosed
 from detection.benchmark import percentile
 from detection.detector import detect_faces
 from detection.imaging import annotate, decode_image, encode_jpeg
+from facesite.rlimits import raise_open_file_limit
 
 HOST = "127.0.0.1"
 STARTUP_SECONDS = 120
@@ -123,13 +124,6 @@ def children(pid: int) -> list[int]:
             if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(stat.parent.name))
     return sorted(found)
-
-
-def raise_file_limit() -> int:
-    """Thousands of websockets need as many descriptors, here and in the server (which inherits it)."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 def free_port() -> int:
@@ -463,7 +457,7 @@ async def fanout(server: Server, config: LoadConfig, snapshots: list[dict], log:
 
 
 def run_load_benchmark(config: LoadConfig, log: Log) -> dict:
-    raise_file_limit()
+    raise_open_file_limit()  # thousands of websockets here too
     with tempfile.TemporaryDirectory(prefix="bench-load-") as root, running_server(Path(root), config) as server:
         time.sleep(2)  # with WORKERS > 1, one process answering does not mean the others have finished starting
         snapshots = [memory(server, "at rest")]

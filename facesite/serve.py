@@ -34,6 +34,8 @@ from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
 from twisted.internet import reactor
 
+from facesite.rlimits import raise_open_file_limit
+
 logger = logging.getLogger("facesite.serve")
 
 GRACE_SECONDS = 30  # docker stop waits 10 s by default; compose gives this service stop_grace_period 35 s
@@ -155,6 +157,7 @@ def run_workers(count: int, host: str, port: int) -> int:
 
 
 def main() -> int:
+    raise_open_file_limit()  # before the workers start: they inherit it
     workers = int(os.environ.get("WORKERS", "1"))
     host, port = os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8282"))
     if "LISTEN_FD" in os.environ:

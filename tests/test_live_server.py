@@ -4,6 +4,7 @@ import asyncio
 import io
 import json
 import re
+import resource
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -291,3 +292,22 @@ def test_it_is_ready(server: Server, http: requests.Session) -> None:
     assert body["status"] == "ok"
     assert body["checks"]
     assert all(outcome == "ok" for outcome in body["checks"].values()), body["checks"]
+
+
+def open_file_limits(pid: int) -> tuple[int, int]:
+    line = next(line for line in Path(f"/proc/{pid}/limits").read_text().splitlines() if "open files" in line)
+    soft, hard = line.split()[3:5]
+    return int(soft), int(hard)
+
+
+def test_it_lifts_its_open_file_limit_for_thousands_of_websockets(tmp_path):
+    # As a shell often starts programs: a soft limit of 256 would refuse /faces clients past ~250.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        with embedded_configuration(tmp_path) as configuration, running_server(tmp_path, configuration) as server:
+            limits = open_file_limits(server.process.pid)  # entrypoint.sh execs the server
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    assert limits == (hard, hard)
