@@ -27,7 +27,7 @@ def test_compose_runs_replicas_behind_nginx_on_8282_with_redis_and_postgres():
     assert "media:/app/media" in web["volumes"]  # every replica sees every image
     assert services["migrate"]["entrypoint"] == ["python", "manage.py", "migrate", "--noinput"]
     assert services["nginx"]["ports"] == ["${PORT:-8282}:8282"]
-    assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in services["nginx"]["volumes"]
+    assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in services["nginx"]["volumes"]
 
 
 def test_compose_queues_uploads_for_workers_that_share_the_web_services_data():
