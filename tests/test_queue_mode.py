@@ -138,13 +138,16 @@ def test_a_worker_told_to_stop_finishes_the_detection_in_hand(server, http, astr
     assert (message["type"], message["status"], message["face_count"]) == ("detection.created", "done", 1)
 
 
+def started_jobs_key(server: Server) -> str:
+    return f"{server.env['RQ_KEY_PREFIX']}:wip:default"  # RQ's StartedJobRegistry: job -> heartbeat expiry
+
+
 def expire_started_jobs(server: Server) -> None:
     """What time does to the jobs of a worker that died: RQ finds one abandoned once its heartbeat
     (a minute or more) has expired. Here it expires at once instead of the test waiting."""
     connection = redis.Redis.from_url(server.env["REDIS_URL"])
-    started = f"{server.env['RQ_KEY_PREFIX']}:wip:default"
-    for member in connection.zrange(started, 0, -1):
-        connection.zadd(started, {member: 1}, xx=True)
+    for member in connection.zrange(started_jobs_key(server), 0, -1):
+        connection.zadd(started_jobs_key(server), {member: 1}, xx=True)
     connection.close()
 
 
@@ -157,7 +160,10 @@ def test_a_detection_whose_worker_dies_ends_failed_not_pending(server, http, ast
                 server.base_url + "/image", files={"image": slow}, data={"profile": "accurate"}, timeout=30
             )
             detection_id = response.json()["id"]
-            wait_for(lambda: detection_id in worker.output(), "the worker to take the detection")
+            # Started, not only taken off the queue: a job lost in between is RQ's to requeue, not ours.
+            connection = redis.Redis.from_url(server.env["REDIS_URL"])
+            wait_for(lambda: connection.zcard(started_jobs_key(server)) > 0, "the worker to start the detection")
+            connection.close()
             os.killpg(worker.process.pid, signal.SIGKILL)  # out of memory, or a host gone
             worker.process.wait(timeout=10)
         assert http.get(response.headers["Location"], timeout=10).json()["status"] == "pending"
