@@ -36,8 +36,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from detection.benchmark import percentile
-from detection.detector import detect_faces
-from detection.imaging import annotate, decode_image, encode_jpeg
+from detection.pipeline import annotate_photo
 from facesite.rlimits import raise_open_file_limit
 
 HOST = "127.0.0.1"
@@ -248,15 +247,8 @@ def new_session() -> requests.Session:
 
 
 def process_photo(photo: Photo) -> None:
-    """What an upload costs without the web server: the project's own image work, as services.py runs it."""
-    image = decode_image(photo.data, max_pixels=settings.MAX_IMAGE_PIXELS)
-    faces = detect_faces(
-        image.bgr,
-        min_confidence=settings.DETECTOR_MIN_CONFIDENCE,
-        profile=settings.DETECTOR_PROFILE,
-        threads=settings.DETECTOR_THREADS,
-    )
-    encode_jpeg(annotate(image.bgr, faces, style="box"))
+    """What an upload costs without the web server: the detection task's own image work."""
+    annotate_photo(photo.data, min_confidence=settings.DETECTOR_MIN_CONFIDENCE, profile=settings.DETECTOR_PROFILE)
 
 
 def floor_run(batch: list[Photo], slots: int) -> tuple[float, list[float]]:

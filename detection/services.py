@@ -14,11 +14,11 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from detection.detector import DETECTOR_NAME, DETECTOR_VERSION, detect_faces
+from detection.detector import DETECTOR_NAME, DETECTOR_VERSION
 from detection.errors import DetectionError, ProcessingFailed, QueueUnavailable, WorkerLost
-from detection.faces import select_faces
-from detection.imaging import SUPPORTED_FORMATS, annotate, decode_image, encode_jpeg, open_image
+from detection.imaging import SUPPORTED_FORMATS, open_image
 from detection.models import Detection
+from detection.pipeline import annotate_photo
 from detection.slots import DetectionSlots
 
 logger = logging.getLogger(__name__)
@@ -131,21 +131,20 @@ def _detect(detection: Detection) -> None:
         image_bytes = original.read()
     with slots.turn():
         started = time.perf_counter()
-        image = decode_image(image_bytes, max_pixels=settings.MAX_IMAGE_PIXELS)
-        faces = detect_faces(
-            image.bgr,
+        photo = annotate_photo(
+            image_bytes,
             min_confidence=detection.min_confidence,
             profile=detection.detector_profile,
-            threads=settings.DETECTOR_THREADS,
+            min_face_size=detection.min_face_size,
+            max_faces=detection.max_faces,
+            style=detection.annotate_style,
         )
-        faces = select_faces(faces, min_face_size=detection.min_face_size, max_faces=detection.max_faces)
-        annotated_jpeg = encode_jpeg(annotate(image.bgr, faces, style=detection.annotate_style))
         processing_ms = (time.perf_counter() - started) * 1000
 
-    detection.annotated.save("annotated.jpg", ContentFile(annotated_jpeg), save=False)
-    detection.width, detection.height = image.width, image.height
-    detection.faces = [face.as_json() for face in faces]
-    detection.face_count = len(faces)
+    detection.annotated.save("annotated.jpg", ContentFile(photo.annotated_jpeg), save=False)
+    detection.width, detection.height = photo.image.width, photo.image.height
+    detection.faces = [face.as_json() for face in photo.faces]
+    detection.face_count = len(photo.faces)
     detection.processing_ms = round(processing_ms, 2)
     detection.status = Detection.Status.DONE
     try:

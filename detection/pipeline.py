@@ -1,0 +1,35 @@
+"""The image work of one detection: decode, find the faces, keep the ones asked for, draw, encode.
+
+Knows images and faces, nothing about storage or HTTP: the detection task runs it on a stored
+original, and `make bench-load` runs the very same work without a server as its floor.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from detection.detector import detect_faces
+from detection.faces import Face, select_faces
+from detection.imaging import DecodedImage, annotate, decode_image, encode_jpeg
+
+
+@dataclass(frozen=True)
+class AnnotatedPhoto:
+    image: DecodedImage
+    faces: list[Face]
+    annotated_jpeg: bytes
+
+
+def annotate_photo(
+    image_bytes: bytes,
+    *,
+    min_confidence: float,
+    profile: str,
+    min_face_size: int = 0,
+    max_faces: int | None = None,
+    style: str = "box",
+) -> AnnotatedPhoto:
+    image = decode_image(image_bytes, max_pixels=settings.MAX_IMAGE_PIXELS)
+    faces = detect_faces(image.bgr, min_confidence=min_confidence, profile=profile, threads=settings.DETECTOR_THREADS)
+    faces = select_faces(faces, min_face_size=min_face_size, max_faces=max_faces)
+    return AnnotatedPhoto(image, faces, encode_jpeg(annotate(image.bgr, faces, style=style)))
