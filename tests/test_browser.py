@@ -43,9 +43,10 @@ CARDS = "#detections li.card"
 LIVE_MS = 2_000
 # An upload's whole round trip, detection included: generous for a busy CI machine.
 UPLOAD_MS = 30_000
-# After a restart the page retries with backoff (0.5, 1, 2, 4, 8 s, each +-25 %) while the
-# server takes ~8 s to migrate and start: the retry that succeeds can come ~12 s after it is up.
-RECONNECT_MS = 20_000
+# After a restart the page retries with backoff (0.5, 1, 2, 4, 8, 16, then 30 s, each +-25 %, see
+# live.js) while the server migrates and starts (~8 s, more on a busy machine): the retry that
+# succeeds can come up to one longest wait, 37.5 s, after the server is up.
+RECONNECT_MS = 30_000 * 5 // 4 + 5_000
 PHONE = {"width": 390, "height": 844}
 
 OpenPage = Callable[..., Page]
