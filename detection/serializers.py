@@ -166,12 +166,24 @@ class DetectionListParamsSerializer(serializers.Serializer):
 
     def validate_after(self, value: str) -> datetime:
         try:
-            detection = detection_get(detection_id=uuid.UUID(value))
+            detection_id = uuid.UUID(value)
         except ValueError:
-            moment = parse_datetime(value.replace(" ", "+"))  # a "+" in a query string arrives as a space
-            if moment is None:
-                raise serializers.ValidationError("Give a detection id or an ISO 8601 time.") from None
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            return _moment(value)
+        detection = detection_get(detection_id=detection_id)
         if detection is None:
             raise serializers.ValidationError(f"No detection has the id {value}.")
         return detection.created_at
+
+
+def _moment(value: str) -> datetime:
+    """An ISO 8601 time as an aware UTC datetime (naive: UTC), or a ValidationError for a time that
+    does not exist (month 99, an offset of a day or more) or that falls outside the years 1-9999 in UTC."""
+    try:
+        moment = parse_datetime(value.replace(" ", "+"))  # a "+" in a query string arrives as a space
+        if moment is not None:
+            return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        pass
+    raise serializers.ValidationError(
+        "Give a detection id or an ISO 8601 time between the years 1 and 9999 UTC, e.g. 2026-11-27T10:00:00Z."
+    )
