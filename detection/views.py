@@ -170,7 +170,7 @@ class MediaFileView(APIView):
             size = default_storage.size(path)
             modified = default_storage.get_modified_time(path)
             image = default_storage.open(path, "rb")
-        except (OSError, SuspiciousFileOperation):
+        except (OSError, ValueError, SuspiciousFileOperation):  # ValueError: a NUL byte in the path
             raise NotFound(f"No file is stored at {request.path}.") from None
         etag = f'"{size:x}-{int(modified.timestamp() * 1_000_000):x}"'
         last_modified = int(modified.timestamp())

@@ -13,8 +13,13 @@ urlpatterns = [
     path("media/<path:path>", views.MediaFileView.as_view(), name="media"),
     path("healthz", views.HealthzView.as_view(), name="healthz"),
     path("readyz", views.ReadyzView.as_view(), name="readyz"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # GET and HEAD only: DRF's OPTIONS answer would go through the page's HTML renderer (a 500).
+    path("api/schema/", SpectacularAPIView.as_view(http_method_names=["get", "head"]), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", http_method_names=["get", "head"]),
+        name="swagger-ui",
+    ),
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on every page, the admin's included.
     path("favicon.ico", RedirectView.as_view(url=static("detection/favicon.svg"), permanent=True)),
