@@ -1,4 +1,5 @@
-"""GET/HEAD /media/<path>: the stored images, served by the app itself with DEBUG off."""
+"""GET/HEAD /media/<path>: the stored images, served by the app itself (also with DEBUG off, as the
+live server runs: tests/test_live_server.py)."""
 
 import io
 
@@ -20,8 +21,7 @@ def path_of(url: str) -> str:
     return url.removeprefix("http://testserver")
 
 
-def test_it_serves_the_annotated_image(detection, settings):
-    assert settings.DEBUG is False
+def test_it_serves_the_annotated_image(detection):
     response = Client().get(path_of(detection["url"]))
 
     assert response.status_code == 200

@@ -32,10 +32,6 @@ def test_responses_carry_secure_headers(path):
     assert response["Referrer-Policy"] == "same-origin"
 
 
-def test_debug_is_off_unless_asked(settings):
-    assert settings.DEBUG is False
-
-
 def test_check_deploy_is_clean_in_the_docker_configuration():
     web = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["web"]["environment"]
     # The compose file's values with their ${NAME:-default} defaults, as docker compose would pass them.

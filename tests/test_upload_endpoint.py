@@ -166,10 +166,14 @@ def test_it_rejects_other_methods(client):
 
 def test_a_bad_request_changes_nothing(client, astronaut_jpeg, media_root, settings):
     settings.MAX_IMAGE_PIXELS = 100
-    upload(client, astronaut_jpeg)
-    upload(client, astronaut_jpeg[:5000])
-    upload(client, b"text")
-    upload(client, astronaut_jpeg, min_confidence="2")
+    assert_error(upload(client, astronaut_jpeg), 413, "image_too_large")
+    assert_error(upload(client, astronaut_jpeg[:5000]), 413, "image_too_large")  # the header is enough
+    assert_error(upload(client, b"text"), 415, "unsupported_image_format")
+    assert_error(upload(client, astronaut_jpeg, min_confidence="2"), 400, "invalid_parameter")
+    settings.MAX_IMAGE_PIXELS = 512 * 512
+    assert_error(upload(client, astronaut_jpeg[:5000]), 400, "corrupt_image")
+    assert_error(upload(client, b""), 400, "image_empty")
+    assert_error(client.post("/image", data=b"", content_type="image/jpeg"), 400, "image_missing")
 
     assert Detection.objects.count() == 0
     assert stored_files(media_root) == []
