@@ -32,7 +32,8 @@ class DetectionAdmin(admin.ModelAdmin):
     list_display = ["thumbnail", "created_at", "status", "face_count", "size"]
     list_display_links = ["thumbnail", "created_at"]
     list_filter = ["created_at", "status", FaceCountFilter, "detector_profile", "annotate_style"]
-    search_fields = ["=id"]
+    search_fields = ["^id"]  # the whole id or its first characters
+    search_help_text = "An id, or its first characters."
     date_hierarchy = "created_at"
     ordering = ["-created_at"]
     list_per_page = 50

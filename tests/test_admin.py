@@ -1,7 +1,10 @@
 """The Django admin: browsing detections, read-only, and deleting them with their files."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from detection.models import Detection
@@ -13,8 +16,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 LIST_URL = "/admin/detection/detection/"
 
 
-def upload(content: bytes) -> Detection:
-    body = APIClient().post("/image", {"image": SimpleUploadedFile("p", content)}, format="multipart").json()
+def upload(content: bytes, **fields: str) -> Detection:
+    body = APIClient().post("/image", {"image": SimpleUploadedFile("p", content), **fields}, format="multipart").json()
     return Detection.objects.get(id=body["id"])
 
 
@@ -43,8 +46,47 @@ def test_the_list_filters_by_face_count(admin_client, detections, choice):
     assert listed_ids(admin_client.get(LIST_URL, {"faces": choice})) == {str(detections[choice].id)}
 
 
-def test_the_list_searches_by_id(admin_client, detections):
-    assert listed_ids(admin_client.get(LIST_URL, {"q": str(detections["one"].id)})) == {str(detections["one"].id)}
+def filter_link(admin_client, title: str, display: str) -> str:
+    """The list's own link for one choice of one of its filters, as a person would click it."""
+    changelist = admin_client.get(LIST_URL).context["cl"]
+    spec = next(spec for spec in changelist.filter_specs if spec.title == title)
+    choice = next(choice for choice in spec.choices(changelist) if str(choice["display"]) == display)
+    return LIST_URL + choice["query_string"]
+
+
+@pytest.mark.parametrize("length", [36, 13, 8, 4])  # the whole id, up to the second dash, then shorter prefixes
+def test_the_list_searches_by_id_or_its_start(admin_client, detections, length):
+    wanted = str(detections["one"].id)
+
+    found = listed_ids(admin_client.get(LIST_URL, {"q": wanted[:length]}))
+
+    assert wanted in found
+    assert found == {str(d.id) for d in detections.values() if str(d.id).startswith(wanted[:length])}
+
+
+def test_the_list_filters_by_date(admin_client, detections):
+    old = detections["none"]
+    Detection.objects.filter(id=old.id).update(created_at=timezone.now() - timedelta(days=40))
+    recent = {str(detections["one"].id), str(detections["several"].id)}
+
+    assert listed_ids(admin_client.get(filter_link(admin_client, "created at", "Past 7 days"))) == recent
+    assert listed_ids(admin_client.get(filter_link(admin_client, "created at", "Today"))) == recent
+    this_month = {"created_at__year": timezone.now().year, "created_at__month": timezone.now().month}
+    assert listed_ids(admin_client.get(LIST_URL, this_month)) == recent  # the date hierarchy's link
+
+
+def test_the_list_filters_by_profile_and_style(admin_client, coffee_png):
+    fast, blurred, plain = upload(coffee_png, profile="fast"), upload(coffee_png, annotate="blur"), upload(coffee_png)
+
+    by_fast = listed_ids(admin_client.get(filter_link(admin_client, "detector profile", "fast")))
+    by_balanced = listed_ids(admin_client.get(filter_link(admin_client, "detector profile", "balanced")))
+    by_blur = listed_ids(admin_client.get(filter_link(admin_client, "annotate style", "blur")))
+    by_box = listed_ids(admin_client.get(filter_link(admin_client, "annotate style", "box")))
+
+    assert by_fast == {str(fast.id)}
+    assert by_balanced == {str(blurred.id), str(plain.id)}
+    assert by_blur == {str(blurred.id)}
+    assert by_box == {str(fast.id), str(plain.id)}
 
 
 def test_the_detail_page_shows_both_images_and_the_faces_read_only(admin_client, detections):
