@@ -21,7 +21,10 @@ class DetectionSlots:
         """For a whole upload: refused with ServerBusy when `running` + `waiting` are already in."""
         with self._lock:
             if self._admitted >= self.running + self.waiting:
-                raise ServerBusy(f"The server is busy with {self._admitted} detections; try again in a moment.")
+                raise ServerBusy(
+                    f"The server is busy: it runs {self.running} at once and keeps {self.waiting} more waiting, "
+                    "and all are taken; try again in a moment."
+                )
             self._admitted += 1
         try:
             yield
