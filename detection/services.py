@@ -141,17 +141,20 @@ def _detect(detection: Detection) -> None:
         )
         processing_ms = (time.perf_counter() - started) * 1000
 
-    detection.annotated.save("annotated.jpg", ContentFile(photo.annotated_jpeg), save=False)
     detection.width, detection.height = photo.image.width, photo.image.height
     detection.faces = [face.as_json() for face in photo.faces]
     detection.face_count = len(photo.faces)
     detection.processing_ms = round(processing_ms, 2)
     detection.status = Detection.Status.DONE
     try:
+        detection.annotated.save("annotated.jpg", ContentFile(photo.annotated_jpeg), save=False)
         # update_fields with "status": the save the broadcast waits for (signals).
         detection.save(update_fields=["annotated", "width", "height", "faces", "face_count", "processing_ms", "status"])
     except BaseException:
-        detection.annotated.storage.delete(detection.annotated.name)
+        # The copy, or the part of it that a write cut short (a full disk) left behind: the storage
+        # does not remove that part, and the field never names it.
+        annotated = detection.annotated
+        annotated.storage.delete(annotated.name or annotated.field.generate_filename(detection, "annotated.jpg"))
         raise
     logger.info("detection done", extra={"fields": detection_log_fields(detection)})
 

@@ -1,6 +1,7 @@
 """The /faces websocket: every upload reaches every connected client."""
 
 import asyncio
+import threading
 import uuid
 
 import pytest
@@ -8,9 +9,12 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
 from rest_framework.test import APIClient
 
-from detection.serializers import with_base_url
+from detection.broadcast import FACES_GROUP, faces_message
+from detection.serializers import URL_FIELDS, with_base_url
+from detection.services import detection_create
 from facesite.asgi import application
 from facesite.layers import channel_layers
 
@@ -190,3 +194,53 @@ def test_absolute_urls_are_left_alone():
         "original_url": "http://lan:8282/media/o.jpg",
         "detail_url": "http://lan:8282/image/1",
     }
+
+
+def in_transaction(content: bytes, *, inside: threading.Event, may_end: threading.Event, commit: bool) -> str:
+    """An upload's detection, made and finished by the service inside a transaction that stays
+    open until `may_end`, then commits or rolls back."""
+
+    class RolledBack(Exception):
+        pass
+
+    try:
+        with transaction.atomic():
+            detection = detection_create(image_bytes=content)
+            inside.set()
+            assert may_end.wait(10)
+            if not commit:
+                raise RolledBack
+    except RolledBack:
+        pass
+    return str(detection.id)
+
+
+async def send_marker() -> None:
+    """A message of a detection's shape, sent to every client now: what was broadcast before it
+    arrives before it."""
+    marker = {"type": "test.marker", **dict.fromkeys(URL_FIELDS)}
+    await get_channel_layer().group_send(FACES_GROUP, faces_message(marker))
+
+
+@pytest.mark.parametrize("commit", [True, False], ids=["commit", "rollback"])
+async def test_a_detection_saved_in_a_transaction_is_broadcast_only_once_it_commits(coffee_png, commit):
+    client = client_for()
+    assert (await client.connect())[0]
+    inside, may_end = threading.Event(), threading.Event()
+
+    saving = asyncio.ensure_future(
+        sync_to_async(in_transaction)(coffee_png, inside=inside, may_end=may_end, commit=commit)
+    )
+    assert await asyncio.to_thread(inside.wait, 30)
+    await send_marker()  # the detection is done and saved, its transaction still open
+    may_end.set()
+    detection_id = await saving
+    await send_marker()  # after the transaction ended
+
+    expected = ["test.marker", "detection.created", "test.marker"] if commit else ["test.marker", "test.marker"]
+    heard = [await client.receive_json_from(timeout=5) for _ in expected]
+    await client.disconnect()
+
+    assert [message["type"] for message in heard] == expected
+    if commit:
+        assert heard[1]["id"] == detection_id
