@@ -1,22 +1,26 @@
 """The /faces websocket: every upload reaches every connected client."""
 
 import asyncio
+import json
 import threading
 import uuid
 
 import pytest
+import requests
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from rest_framework.test import APIClient
+from websockets.asyncio.client import connect
 
 from detection.broadcast import FACES_GROUP, faces_message
 from detection.serializers import URL_FIELDS, with_base_url
 from detection.services import detection_create
 from facesite.asgi import application
 from facesite.layers import channel_layers
+from tests.live_server import embedded_configuration, running_server
 
 # on_commit callbacks (the broadcast) only run when a transaction really commits.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -244,3 +248,27 @@ async def test_a_detection_saved_in_a_transaction_is_broadcast_only_once_it_comm
     assert [message["type"] for message in heard] == expected
     if commit:
         assert heard[1]["id"] == detection_id
+
+
+async def test_a_live_server_with_the_pubsub_layer_delivers_to_faces(tmp_path, redis_url, coffee_png):
+    import redis.asyncio as redis
+
+    prefix = f"test-pubsub-{uuid.uuid4().hex[:12]}"
+    configuration = {"REDIS_URL": redis_url, "CHANNEL_LAYER": "pubsub", "CHANNEL_LAYER_PREFIX": prefix}
+    connection = redis.Redis.from_url(redis_url)
+    with (
+        embedded_configuration(tmp_path) as embedded,
+        running_server(tmp_path, {**embedded, **configuration}) as server,
+    ):
+        async with connect(server.ws_url, proxy=None) as listener:
+            # Only the pub/sub layer subscribes to Redis channels (the core layer pops from lists).
+            subscribed = await connection.pubsub_channels(f"{prefix}*")
+            answer = await asyncio.to_thread(
+                requests.post, server.base_url + "/image", files={"image": ("c.png", coffee_png)}, timeout=30
+            )
+            message = json.loads(await asyncio.wait_for(listener.recv(), timeout=10))
+    await connection.aclose()
+
+    assert subscribed, "the server's process is not subscribed to any Redis channel of its prefix"
+    assert answer.status_code == 201, answer.text
+    assert (message["type"], message["id"]) == ("detection.created", answer.json()["id"])
