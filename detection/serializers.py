@@ -3,6 +3,7 @@
 import uuid
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
@@ -130,6 +131,7 @@ class DetectionUploadSerializer(serializers.Serializer):
     )
     min_face_size = serializers.IntegerField(
         required=False,
+        default=0,
         min_value=0,
         max_value=100_000,
         help_text="Report only faces whose box is at least this many pixels on its shorter side.",
@@ -140,10 +142,23 @@ class DetectionUploadSerializer(serializers.Serializer):
     annotate = serializers.ChoiceField(
         choices=list(ANNOTATORS),
         required=False,
+        default="box",
         source="annotate_style",
         help_text="`box` (default) frames each face with its confidence and landmarks; "
         "`blur` and `pixelate` anonymise the faces instead.",
     )
+
+
+def upload_form_defaults(result: dict, **kwargs: object) -> dict:
+    """A drf-spectacular postprocessing hook: the options whose defaults come from the settings are
+    documented with them (read now, as an upload reads them), so that the API docs' form starts from
+    what the server does by default, not from samples built from each option's limits (which found
+    no faces). max_faces has no default (no limit): an empty example leaves its field blank."""
+    options = result["components"]["schemas"]["DetectionUploadRequest"]["properties"]
+    options["min_confidence"]["default"] = settings.DETECTOR_MIN_CONFIDENCE
+    options["profile"]["default"] = settings.DETECTOR_PROFILE
+    options["max_faces"]["example"] = ""
+    return result
 
 
 class DetectionParamsSerializer(DetectionUploadSerializer):

@@ -114,7 +114,11 @@ class DetectionListCreateView(GenericAPIView):
     )
     def post(self, request: Request) -> Response:
         image_bytes = _uploaded_image(request)
-        params = DetectionParamsSerializer(data={**request.query_params.dict(), **request.data.dict()})
+        # Form fields over the query string's. Kept a QueryDict, so that DRF reads it as a form: an empty
+        # field (a form's field left blank, the API docs' form included) is an option not given.
+        fields = request.query_params.copy()
+        fields.update(request.data)
+        params = DetectionParamsSerializer(data=fields)
         params.is_valid(raise_exception=True)
         detection = detection_create(image_bytes=image_bytes, **params.validated_data)
         done = detection.status == Detection.Status.DONE

@@ -4,6 +4,7 @@ Chromium comes from Debian (/usr/bin/chromium), driven by Playwright's sync API:
 `def` tests, since pytest-asyncio runs in auto mode and the sync API refuses a running event loop.
 """
 
+import json
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Response, expect, sync_playwright
 
+from tests.conftest import ASTRONAUT_FACE, overlap
 from tests.live_server import (
     REPO_ROOT,
     Server,
@@ -460,3 +462,34 @@ def test_a_card_opens_from_the_keyboard(open_page: OpenPage, server: Server, a_f
 
     expect(page.locator("#detail")).to_have_js_property("open", True)
     expect(page.locator("#detail-original")).to_have_attribute("src", re.compile(re.escape(opened)))
+
+
+def test_the_api_docs_form_starts_from_the_defaults_and_finds_the_astronauts_face(
+    open_page: OpenPage, server: Server, astronaut_file: Path
+) -> None:
+    page = open_page(server.base_url + "/api/docs/")
+    upload_operation = page.locator("#operations-image-detections_create")
+    upload_operation.locator(".opblock-summary").click()
+    upload_operation.get_by_role("button", name="Try it out").click()
+    form = upload_operation.locator(".opblock-section-request-body")
+
+    def field(name: str, control: str = "input") -> Locator:
+        return form.locator(f'tr[data-property-name="{name}"] {control}').first
+
+    # The server's defaults (make run's settings), not samples built from each option's limits.
+    expect(field("min_confidence")).to_have_value("0.7")
+    expect(field("profile", "select")).to_have_value("balanced")
+    expect(field("min_face_size")).to_have_value("0")
+    expect(field("max_faces")).to_have_value("")
+    expect(field("annotate", "select")).to_have_value("box")
+    form.scroll_into_view_if_needed()
+    screenshot(page, "api-docs-form", full_page=False)
+
+    field("image", 'input[type="file"]').set_input_files(astronaut_file)
+    upload_operation.get_by_role("button", name="Execute").click()
+    answer = upload_operation.locator(".live-responses-table .response-col_description pre").first
+    expect(answer).to_contain_text('"status": "done"', timeout=UPLOAD_MS)
+
+    body = json.loads(answer.inner_text())
+    assert body["face_count"] == 1
+    assert overlap(body["faces"][0]["box"], ASTRONAUT_FACE) > 0.5

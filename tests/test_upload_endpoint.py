@@ -109,7 +109,7 @@ def test_it_uses_the_configured_threshold_by_default(client, astronaut_jpeg, set
     assert upload(client, astronaut_jpeg).json()["face_count"] == 0
 
 
-@pytest.mark.parametrize("value", ["-0.1", "1.5", "high", ""])
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "high", "nan"])
 def test_it_rejects_a_bad_min_confidence(client, astronaut_jpeg, value):
     assert_error(upload(client, astronaut_jpeg, min_confidence=value), 400, "invalid_parameter")
 

@@ -114,3 +114,15 @@ def test_it_rejects_bad_option_values(astronaut_jpeg, field, value):
     assert error["code"] == "invalid_parameter"
     assert field in error["message"]
     assert Detection.objects.count() == 0
+
+
+@pytest.mark.parametrize("field", ["min_confidence", "profile", "min_face_size", "max_faces", "annotate"])
+def test_an_empty_option_is_one_not_given(astronaut_jpeg, field):
+    # What a form sends for a field left blank, the API docs' form included.
+    in_the_form = upload(astronaut_jpeg, **{field: ""})
+    in_the_query = APIClient().post(f"/image?{field}=", data=astronaut_jpeg, content_type="image/jpeg")
+
+    for response in (in_the_form, in_the_query):
+        assert response.status_code == 201, response.json()
+        body = response.json()
+        assert (body["face_count"], body["detector"]["profile"], body["annotate"]) == (1, "balanced", "box")
