@@ -137,7 +137,7 @@ def logged_at(record: dict) -> float:
 def test_the_live_server_runs_detection_workers_at_once_queues_detection_queue_and_refuses_the_rest(
     tmp_path, http, astronaut, coffee_png
 ):
-    slow_photo = encode(astronaut.resize((4000, 4000)), "JPEG", quality=90)  # a second or more of image work
+    slow_photo = encode(astronaut.resize((5000, 5000)), "JPEG", quality=90)  # a second or more of image work
     with (
         embedded_configuration(tmp_path) as configuration,
         running_server(tmp_path, {**configuration, **SLOTS_CONFIGURATION}) as server,

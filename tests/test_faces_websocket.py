@@ -262,7 +262,11 @@ async def test_a_live_server_with_the_pubsub_layer_delivers_to_faces(tmp_path, r
     ):
         async with connect(server.ws_url, proxy=None) as listener:
             # Only the pub/sub layer subscribes to Redis channels (the core layer pops from lists).
-            subscribed = await connection.pubsub_channels(f"{prefix}*")
+            deadline = asyncio.get_running_loop().time() + 5
+            while not (subscribed := await connection.pubsub_channels(f"{prefix}*")):
+                if asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.05)
             answer = await asyncio.to_thread(
                 requests.post, server.base_url + "/image", files={"image": ("c.png", coffee_png)}, timeout=30
             )
