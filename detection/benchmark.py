@@ -15,6 +15,7 @@ import numpy as np
 from detection.detector import MODEL_FILE, MODEL_PACKAGE, detect_faces
 from detection.evaluation import SETTINGS, Scored, TruthBox, score_setting
 from detection.imaging import decode_image
+from detection.pipeline import decode_limits
 
 # Detections down to this score feed the precision/recall curve; the default threshold is applied after.
 CURVE_FLOOR = 0.05
@@ -92,7 +93,7 @@ def run_benchmark(
     detections: dict[str, dict[str, list[Scored]]] = {name: {} for name in detectors}
     milliseconds: dict[str, list[float]] = {name: [] for name in detectors}
     for photo in progress(photos):
-        image = decode_image(photo.path.read_bytes(), max_pixels=10**9)  # not timed: the same for every detector
+        image = decode_image(photo.path.read_bytes(), limits=decode_limits())  # not timed: the same for every detector
         for name, detector in detectors.items():
             started = time.perf_counter()
             detections[name][photo.name] = detector(image.bgr)

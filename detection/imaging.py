@@ -9,7 +9,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from detection.errors import CorruptImage, ImageEmpty, ImageTooLarge, UnsupportedImageFormat
+from detection.errors import CorruptImage, ImageEmpty, ImageTooCostlyToDecode, ImageTooLarge, UnsupportedImageFormat
 from detection.faces import Face
 
 pillow_heif.register_heif_opener()  # HEIC photos from phones; AVIF is built into Pillow
@@ -25,6 +25,8 @@ SUPPORTED_FORMATS = {
     "TIFF": "tiff",
     "GIF": "gif",
 }
+# Pillow's JPEG reader names a JPEG with more pictures after the first (phones', 3D cameras') MPO.
+EXTENSION_BY_FORMAT = {**SUPPORTED_FORMATS, "MPO": "jpg"}
 SUPPORTED_FORMATS_TEXT = "JPEG, PNG, WebP, AVIF, HEIC, BMP, TIFF or GIF"
 CONTENT_TYPE_BY_EXTENSION = {
     "jpg": "image/jpeg",
@@ -37,6 +39,13 @@ CONTENT_TYPE_BY_EXTENSION = {
     "gif": "image/gif",
 }
 
+# The longest side libjpeg writes (JPEG_MAX_DIMENSION), hence the annotated copy's.
+MAX_SIDE = 65_500
+
+# JPEG markers: start of scan, end of image; standalone markers (no length) other than EOI.
+SOS, EOI = 0xDA, 0xD9
+STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD8)}
+
 BOX_COLOUR = (0, 200, 0)  # BGR
 LANDMARK_COLOUR = (0, 0, 255)
 LABEL_TEXT_COLOUR = (0, 0, 0)
@@ -45,7 +54,7 @@ LABEL_TEXT_COLOUR = (0, 0, 0)
 @dataclass(frozen=True)
 class DecodedImage:
     bgr: np.ndarray  # as a person sees it: EXIF orientation applied
-    format: str  # Pillow's format name, one of SUPPORTED_FORMATS
+    format: str  # Pillow's format name, one of EXTENSION_BY_FORMAT
 
     @property
     def width(self) -> int:
@@ -56,9 +65,22 @@ class DecodedImage:
         return self.bgr.shape[0]
 
 
-def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
+@dataclass(frozen=True)
+class DecodeLimits:
+    """How much decoding work one upload may cost, all checked before a pixel is decoded."""
+
+    max_pixels: int
+    # Decompression ratio: an image above `ratio_floor_pixels` needs a byte per this many pixels.
+    max_pixels_per_byte: int
+    ratio_floor_pixels: int
+    # Each scan of a progressive JPEG is a pass over every block: real encoders write 10 or so.
+    max_jpeg_scans: int
+
+
+def open_image(data: bytes, *, limits: DecodeLimits) -> Image.Image:
     """The checks the header allows, before a single pixel is decoded: not empty, a supported
-    format (from the bytes, never from a name or header), not too many pixels."""
+    format (from the bytes, never from a name or header), a size the annotated JPEG can have,
+    not too many pixels, and decoding work in proportion to the bytes sent."""
     if not data:
         raise ImageEmpty("The uploaded file is empty.")
     try:
@@ -71,24 +93,69 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
             f"The file is not an image in a supported format. Send {SUPPORTED_FORMATS_TEXT}."
         ) from None
     except Image.DecompressionBombError:
-        raise ImageTooLarge(f"The image has far more pixels than the limit of {max_pixels}.") from None
+        raise ImageTooLarge(f"The image has far more pixels than the limit of {limits.max_pixels}.") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise CorruptImage(f"The image header cannot be read ({error}).") from None
 
     # The header gives the size: refuse before decoding a single pixel.
     width, height = image.size
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"The image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} pixels."
-        )
     if width == 0 or height == 0:
         raise CorruptImage("The image has no pixels.")
+    if max(width, height) > MAX_SIDE:
+        raise ImageTooLarge(f"The image is {width}x{height} pixels; a side may be at most {MAX_SIDE} pixels.")
+    pixels = width * height
+    if pixels > limits.max_pixels:
+        raise ImageTooLarge(
+            f"The image is {width}x{height} = {pixels} pixels; the limit is {limits.max_pixels} pixels."
+        )
+    if pixels > limits.ratio_floor_pixels and pixels > limits.max_pixels_per_byte * len(data):
+        raise ImageTooCostlyToDecode(
+            f"The image is {width}x{height} = {pixels} pixels from only {len(data)} bytes; above "
+            f"{limits.ratio_floor_pixels} pixels an image needs a byte per {limits.max_pixels_per_byte} pixels "
+            "(no photo is compressed that far, decompression bombs are)."
+        )
+    if image.format in ("JPEG", "MPO") and (scans := jpeg_scan_count(data)) > limits.max_jpeg_scans:
+        raise ImageTooCostlyToDecode(
+            f"The JPEG has {scans} scans; the limit is {limits.max_jpeg_scans} (encoders write about 10)."
+        )
     return image
 
 
-def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
+def jpeg_scan_count(data: bytes) -> int:
+    """The scans (SOS markers) of a JPEG's first picture, found by walking its segments: their
+    lengths skip metadata, such as an EXIF thumbnail with scans of its own. Counting stops where
+    the bytes stop making sense; the decoder will say what is wrong with them."""
+    position, scans = 2, 0  # after SOI
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            position += 1
+        elif marker == EOI:
+            break
+        elif marker in STANDALONE_MARKERS:
+            position += 2
+        else:
+            position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+            if marker == SOS:
+                scans += 1
+                position = _end_of_entropy_coded_data(data, position)
+    return scans
+
+
+def _end_of_entropy_coded_data(data: bytes, position: int) -> int:
+    """Where the next marker starts: in a scan's data, 0xFF is followed by 0 (a stuffed byte) or a
+    restart marker, anything else is the next segment."""
+    while (position := data.find(b"\xff", position)) != -1 and position + 1 < len(data):
+        follower = data[position + 1]
+        if follower != 0 and follower != 0xFF and not 0xD0 <= follower <= 0xD7:
+            return position
+        position += 1
+    return len(data)
+
+
+def decode_image(data: bytes, *, limits: DecodeLimits) -> DecodedImage:
     """Decode an upload once, after `open_image`'s checks."""
-    image = open_image(data, max_pixels=max_pixels)
+    image = open_image(data, limits=limits)
     image_format = image.format
     try:
         image.load()  # for a GIF, the first frame

@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from detection.detector import DETECTOR_NAME, DETECTOR_VERSION
 from detection.errors import DetectionError, ProcessingFailed, QueueUnavailable, WorkerLost
-from detection.imaging import SUPPORTED_FORMATS, open_image
+from detection.imaging import EXTENSION_BY_FORMAT, open_image
 from detection.models import Detection
-from detection.pipeline import annotate_photo
+from detection.pipeline import annotate_photo, decode_limits
 from detection.slots import DetectionSlots
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def detection_create(
     """
     from detection.tasks import process_detection, runs_in_request  # the tasks module imports this one
 
-    image = open_image(image_bytes, max_pixels=settings.MAX_IMAGE_PIXELS)
+    image = open_image(image_bytes, limits=decode_limits())
     detection = Detection(
         id=uuid.uuid4(),
         created_at=timezone.now(),
@@ -58,7 +58,7 @@ def detection_create(
         max_faces=max_faces,
         annotate_style=annotate_style,
     )
-    extension = SUPPORTED_FORMATS[image.format]
+    extension = EXTENSION_BY_FORMAT[image.format]
     if not runs_in_request():
         _store(detection, image_bytes, extension=extension)
         transaction.on_commit(partial(_enqueue, detection))

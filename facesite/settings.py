@@ -149,6 +149,11 @@ STORAGES = {
 # Upload limits. Uploads above FILE_UPLOAD_MAX_MEMORY_SIZE spool to a temporary file.
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 50_000_000)
+# Decoding work in proportion to the bytes sent: above the floor, an image needs a byte per
+# MAX_PIXELS_PER_BYTE pixels (photos have 2 to 120, bombs thousands); a JPEG at most MAX_JPEG_SCANS scans.
+MAX_PIXELS_PER_BYTE = env_int("MAX_PIXELS_PER_BYTE", 250)
+PIXELS_PER_BYTE_FLOOR = env_int("PIXELS_PER_BYTE_FLOOR", 4_000_000)
+MAX_JPEG_SCANS = env_int("MAX_JPEG_SCANS", 32)
 # `manage.py prune_detections` deletes detections older than this many days; 0 keeps everything.
 RETENTION_DAYS = env_int("RETENTION_DAYS", 0)
 
