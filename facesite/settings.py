@@ -162,6 +162,10 @@ RETENTION_DAYS = env_int("RETENTION_DAYS", 0)
 DETECTOR_PROFILE = env_str("DETECTOR_PROFILE", "balanced")
 DETECTOR_MIN_CONFIDENCE = env_float("DETECTOR_MIN_CONFIDENCE", 0.7)
 DETECTOR_THREADS = env_int("DETECTOR_THREADS", 1)
+# The defaults when the copy is to hide the faces (annotate=blur or pixelate): a face missed stays
+# recognisable, a patch of background blurred costs little (README, "Anonymising").
+ANONYMISE_PROFILE = env_str("ANONYMISE_PROFILE", "balanced")
+ANONYMISE_MIN_CONFIDENCE = env_float("ANONYMISE_MIN_CONFIDENCE", 0.4)
 # Detections one process runs at once (default: one per core, each on DETECTOR_THREADS threads)
 # and how many more may wait; past that, uploads get 503 with Retry-After.
 DETECTION_WORKERS = env_int("DETECTION_WORKERS", os.cpu_count() or 1)

@@ -2,9 +2,7 @@
 refused from the header with a JSON 4xx, before any pixel is decoded; real photos unaffected."""
 
 import io
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +11,9 @@ from skimage import data
 
 from detection.errors import ImageTooCostlyToDecode, ImageTooLarge
 from detection.imaging import MAX_SIDE, DecodeLimits, decode_image, encode_jpeg, jpeg_scan_count, open_image
-from tests.conftest import encode
+from tests.conftest import encode, require_dev_set
 from tests.live_server import embedded_configuration, running_server
 
-DEV_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "faces" / "dev" / "images"
 # The server's defaults (facesite/settings.py).
 LIMITS = DecodeLimits(max_pixels=50_000_000, max_pixels_per_byte=250, ratio_floor_pixels=4_000_000, max_jpeg_scans=32)
 SOS = b"\xff\xda"
@@ -127,11 +124,7 @@ def test_typical_camera_and_phone_photos_pass():
 
 
 def test_every_photo_of_the_dev_sample_passes():
-    if not DEV_IMAGES.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must have the WIDER FACE sample at {DEV_IMAGES}")
-        pytest.skip(f"no WIDER FACE sample at {DEV_IMAGES}")
-    photos = sorted(DEV_IMAGES.iterdir())
+    photos = sorted((require_dev_set() / "images").iterdir())
     assert len(photos) > 300
 
     for photo in photos:

@@ -8,7 +8,15 @@ from PIL import Image
 
 from detection.errors import CorruptImage, ImageEmpty, ImageTooLarge, UnsupportedImageFormat
 from detection.faces import Box, Face
-from detection.imaging import DecodeLimits, decode_image, draw_faces, encode_jpeg
+from detection.imaging import (
+    ANONYMISE_MARGIN,
+    DecodeLimits,
+    blur_faces,
+    decode_image,
+    draw_faces,
+    encode_jpeg,
+    pixelate_faces,
+)
 from tests.conftest import encode
 
 LIMITS = DecodeLimits(max_pixels=50_000_000, max_pixels_per_byte=250, ratio_floor_pixels=4_000_000, max_jpeg_scans=32)
@@ -98,3 +106,19 @@ def test_drawing_keeps_the_image_size_and_marks_the_face():
     assert (image == 255).all()  # the input is left alone
     decoded = Image.open(io.BytesIO(encode_jpeg(annotated)))
     assert decoded.size == (600, 400)
+
+
+@pytest.mark.parametrize("anonymise", [blur_faces, pixelate_faces])
+def test_anonymising_covers_a_margin_around_the_box(anonymise):
+    # Fine noise everywhere: any pixel anonymised changes, any other stays.
+    image = np.random.default_rng(5).integers(0, 256, (400, 400, 3), dtype=np.uint8)
+    face = Face(box=Box(150, 150, 100, 100), confidence=0.9, landmarks=((200, 200),) * 5)
+
+    changed = (anonymise(image, [face]) != image).any(axis=2)
+
+    margin = round(100 * ANONYMISE_MARGIN)
+    inside = changed[150 - margin + 2 : 250 + margin - 2, 150 - margin + 2 : 250 + margin - 2]
+    assert inside.mean() > 0.9
+    outside = changed.copy()
+    outside[150 - margin : 250 + margin, 150 - margin : 250 + margin] = False
+    assert not outside.any()

@@ -95,6 +95,36 @@ def test_anonymising_styles_hide_the_face(astronaut_jpeg, astronaut, style):
     assert Image.open(io.BytesIO(Detection.objects.get(id=body["id"]).annotated.read())).size == (512, 512)
 
 
+@pytest.mark.parametrize("style", ["blur", "pixelate"])
+def test_anonymising_defaults_favour_recall(crowd_jpeg, style, settings):
+    boxed = upload(crowd_jpeg).json()
+
+    anonymised = upload(crowd_jpeg, annotate=style).json()
+
+    assert anonymised["detector"]["profile"] == settings.ANONYMISE_PROFILE
+    confidences = [face["confidence"] for face in anonymised["faces"]]
+    assert min(confidences) >= settings.ANONYMISE_MIN_CONFIDENCE
+    assert sum(confidence < settings.DETECTOR_MIN_CONFIDENCE for confidence in confidences) >= 20
+    assert anonymised["face_count"] >= boxed["face_count"] + 20
+
+
+def test_the_anonymising_profile_is_the_configured_one(astronaut_jpeg, settings):
+    settings.ANONYMISE_PROFILE = "accurate"
+
+    assert upload(astronaut_jpeg, annotate="blur").json()["detector"]["profile"] == "accurate"
+    assert upload(astronaut_jpeg).json()["detector"]["profile"] == settings.DETECTOR_PROFILE
+
+
+@pytest.mark.parametrize("style", ["blur", "pixelate"])
+def test_explicit_options_win_over_the_anonymising_defaults(crowd_jpeg, style):
+    boxed = upload(crowd_jpeg, profile="fast", min_confidence=0.7).json()
+
+    anonymised = upload(crowd_jpeg, annotate=style, profile="fast", min_confidence=0.7).json()
+
+    assert anonymised["detector"]["profile"] == "fast"
+    assert anonymised["faces"] == boxed["faces"]
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
