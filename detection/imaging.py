@@ -79,7 +79,7 @@ class DecodeLimits:
     # Decompression ratio: an image above `ratio_floor_pixels` needs a byte per this many pixels.
     max_pixels_per_byte: int
     ratio_floor_pixels: int
-    # Each scan of a progressive JPEG is a pass over every block: real encoders write 10 or so.
+    # Each scan of a progressive JPEG is a pass over every block: encoders write 1 to 18.
     max_jpeg_scans: int
 
 
@@ -122,7 +122,7 @@ def open_image(data: bytes, *, limits: DecodeLimits) -> Image.Image:
         )
     if image.format in ("JPEG", "MPO") and (scans := jpeg_scan_count(data)) > limits.max_jpeg_scans:
         raise ImageTooCostlyToDecode(
-            f"The JPEG has {scans} scans; the limit is {limits.max_jpeg_scans} (encoders write about 10)."
+            f"The JPEG has {scans} scans; the limit is {limits.max_jpeg_scans} (encoders write 1 to 18)."
         )
     return image
 
