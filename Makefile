@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8282
 WORKERS ?= 1
 
-.PHONY: run worker test lint superuser bench-detector bench-load
+.PHONY: run worker test lint superuser bench-detector bench-load examples
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +51,7 @@ PHOTOS ?= ../shared/faces/dev/images
 BENCH_LOAD_ARGS ?=
 bench-load: $(VENV)/.dev-installed
 	$(BIN)/python manage.py bench_load --photos $(PHOTOS) --output bench-load.json $(BENCH_LOAD_ARGS)
+
+# The annotated examples in the README (docs/examples/), from scikit-image's photos.
+examples: $(VENV)/.dev-installed
+	PYTHONPATH=. $(BIN)/python docs/make_examples.py

@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 
 from detection.detector import MODEL_FILE, MODEL_PACKAGE, detect_faces
-from detection.evaluation import SETTINGS, Scored, TruthBox, score_setting
-from detection.imaging import decode_image
+from detection.evaluation import HIDDEN_SHARE, SETTINGS, Scored, TruthBox, score_setting
+from detection.imaging import ANONYMISE_MARGIN, decode_image
+from detection.pipeline import decode_limits
 
 # Detections down to this score feed the precision/recall curve; the default threshold is applied after.
 CURVE_FLOOR = 0.05
@@ -81,9 +82,11 @@ def run_benchmark(
     *,
     detectors: dict[str, Detector],
     threshold: float,
+    anonymise_threshold: float,
     progress: Callable[[Iterable[Photo]], Iterable[Photo]] = iter,
 ) -> list[dict]:
-    """Accuracy per WIDER setting and single-thread detection time, for each detector.
+    """Accuracy per WIDER setting and single-thread detection time, for each detector; and what
+    anonymising would catch at its own threshold, with its boxes grown by ANONYMISE_MARGIN.
 
     The detectors take turns on each photo, so a machine that speeds up or slows down during the
     run affects them all alike and their times stay comparable.
@@ -92,36 +95,55 @@ def run_benchmark(
     detections: dict[str, dict[str, list[Scored]]] = {name: {} for name in detectors}
     milliseconds: dict[str, list[float]] = {name: [] for name in detectors}
     for photo in progress(photos):
-        image = decode_image(photo.path.read_bytes(), max_pixels=10**9)  # not timed: the same for every detector
+        image = decode_image(photo.path.read_bytes(), limits=decode_limits())  # not timed: the same for every detector
         for name, detector in detectors.items():
             started = time.perf_counter()
             detections[name][photo.name] = detector(image.bgr)
             milliseconds[name].append((time.perf_counter() - started) * 1000)
-    return [_report(name, photos, detections[name], milliseconds[name], threshold) for name in detectors]
+    return [
+        _report(name, photos, detections[name], milliseconds[name], threshold, anonymise_threshold)
+        for name in detectors
+    ]
 
 
 def _report(
-    name: str, photos: list[Photo], detections: dict[str, list[Scored]], milliseconds: list[float], threshold: float
+    name: str,
+    photos: list[Photo],
+    detections: dict[str, list[Scored]],
+    milliseconds: list[float],
+    threshold: float,
+    anonymise_threshold: float,
 ) -> dict:
-    settings = {}
+    settings, anonymising = {}, {}
     for setting in SETTINGS:
-        score = score_setting(((detections[photo.name], photo.truth) for photo in photos), setting, threshold)
+        images = [(detections[photo.name], photo.truth) for photo in photos]
+        score = score_setting(images, setting, threshold)
         settings[setting] = {
             "average_precision": round(score.average_precision, 4),
             "precision": round(score.precision, 4),
             "recall": round(score.recall, 4),
             "faces": score.faces,
         }
+        anonymised = score_setting(images, setting, anonymise_threshold, margin=ANONYMISE_MARGIN)
+        anonymising[setting] = {"recall": round(anonymised.recall, 4), "hidden": round(anonymised.hidden, 4)}
     face_free = [photo for photo in photos if not photo.truth]
+
+    def false_positives(at: float) -> int:
+        return sum(1 for photo in face_free for detection in detections[photo.name] if detection.confidence >= at)
+
     return {
         "detector": name,
         "threshold": threshold,
         "images": len(photos),
         "settings": settings,
         "face_free_images": len(face_free),
-        "false_positives_on_face_free": sum(
-            1 for photo in face_free for detection in detections[photo.name] if detection.confidence >= threshold
-        ),
+        "false_positives_on_face_free": false_positives(threshold),
+        "anonymising": {
+            "threshold": anonymise_threshold,
+            "margin": ANONYMISE_MARGIN,
+            "settings": anonymising,
+            "false_positives_on_face_free": false_positives(anonymise_threshold),
+        },
         "ms_per_image": {
             "mean": round(statistics.mean(milliseconds), 1),
             "median": round(statistics.median(milliseconds), 1),
@@ -138,13 +160,39 @@ def format_table(results: list[dict]) -> str:
     lines = [header, "-" * len(header)]
     for result in results:
         settings, ms = result["settings"], result["ms_per_image"]
-        pairs = [f"{settings[s]['precision']:.2f}/{settings[s]['recall']:.2f}" for s in SETTINGS]
         lines.append(
-            f"{result['detector']:<16} "
-            + " ".join(f"{settings[s]['average_precision']:>8.3f}" for s in SETTINGS)
-            + "   "
-            + " ".join(f"{pair:>11}" for pair in pairs)
-            + f"   {result['false_positives_on_face_free']:>3}/{result['face_free_images']:<3}"
+            _row(
+                result,
+                [f"{settings[s]['average_precision']:>8.3f}" for s in SETTINGS],
+                [f"{settings[s]['precision']:.2f}/{settings[s]['recall']:.2f}".rjust(11) for s in SETTINGS],
+                result["false_positives_on_face_free"],
+            )
             + f"   {ms['mean']:>7.1f} {ms['median']:>7.1f} {ms['p90']:>7.1f}"
         )
+    anonymising = results[0]["anonymising"]
+    lines += [
+        "",
+        f"Anonymising (annotate=blur/pixelate) at threshold {anonymising['threshold']}, boxes grown "
+        f"{anonymising['margin']:.0%} a side: recall, and faces hidden (at least {HIDDEN_SHARE:.0%} covered)",
+        f"{'detector':<16} {'R easy':>8} {'R med':>8} {'R hard':>8}   {'hid easy':>8} {'hid med':>8} "
+        f"{'hid hard':>8}   {'FP free':>7}",
+    ]
+    for result in results:
+        settings = result["anonymising"]["settings"]
+        lines.append(
+            _row(
+                result,
+                [f"{settings[s]['recall']:>8.3f}" for s in SETTINGS],
+                [f"{settings[s]['hidden']:>8.3f}" for s in SETTINGS],
+                result["anonymising"]["false_positives_on_face_free"],
+            )
+        )
     return "\n".join(lines)
+
+
+def _row(result: dict, first: list[str], second: list[str], false_positives: int) -> str:
+    """A detector's line: two groups of per-setting columns, then its false positives on face-free photos."""
+    return (
+        f"{result['detector']:<16} {' '.join(first)}   {' '.join(second)}"
+        f"   {false_positives:>3}/{result['face_free_images']:<3}"
+    )

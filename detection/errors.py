@@ -47,6 +47,13 @@ class ImageTooLarge(DetectionError):
     code = "image_too_large"
 
 
+class ImageTooCostlyToDecode(DetectionError):
+    """Small on the wire, expensive to decode: far more pixels than the bytes justify, or a
+    JPEG with more scans (each a pass over the whole image) than any encoder writes."""
+
+    code = "image_too_costly_to_decode"
+
+
 class InvalidParameter(DetectionError):
     code = "invalid_parameter"
 

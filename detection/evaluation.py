@@ -12,6 +12,8 @@ SETTINGS = ("easy", "medium", "hard")
 # WIDER's settings are nested: a face counts in its own level's setting and every harder one.
 COUNTED_LEVELS = {"easy": {"easy"}, "medium": {"easy", "medium"}, "hard": {"easy", "medium", "hard"}}
 IOU_THRESHOLD = 0.5
+# A face counts as hidden by anonymising when this share of its box is covered.
+HIDDEN_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class SettingScore:
     average_precision: float
     precision: float  # at the threshold
     recall: float  # at the threshold
+    hidden: float  # share of the faces anonymising would hide at the threshold (see hidden_faces)
     faces: int  # counted ground-truth boxes
 
 
@@ -86,6 +89,26 @@ def match_image(detections: Sequence[Scored], truth: Sequence[TruthBox], setting
     return outcomes
 
 
+def hidden_faces(detections: Sequence[Scored], truth: Sequence[TruthBox], setting: str, *, margin: float) -> int:
+    """How many counted faces are at least HIDDEN_SHARE covered by the detections' boxes, each grown
+    by `margin` of its size a side: what anonymising with those boxes would hide."""
+    hidden = 0
+    for box in truth:
+        x, y, width, height = box.bbox
+        if not box.counts_in(setting) or width < 1 or height < 1:
+            continue
+        covered = np.zeros((round(height), round(width)), dtype=bool)  # the face's pixels
+        for detection in detections:
+            left, top, grown_width, grown_height = detection.bbox
+            margin_x, margin_y = grown_width * margin, grown_height * margin
+            # The grown box, in the face's own pixels.
+            columns = slice(max(0, round(left - margin_x - x)), max(0, round(left + grown_width + margin_x - x)))
+            rows = slice(max(0, round(top - margin_y - y)), max(0, round(top + grown_height + margin_y - y)))
+            covered[rows, columns] = True
+        hidden += covered.mean() >= HIDDEN_SHARE
+    return hidden
+
+
 def average_precision(outcomes: Iterable[tuple[float, bool]], faces: int) -> float:
     """All-point interpolated area under the precision/recall curve (VOC 2010 onwards)."""
     ordered = sorted(outcomes, key=lambda outcome: outcome[0], reverse=True)
@@ -103,18 +126,25 @@ def average_precision(outcomes: Iterable[tuple[float, bool]], faces: int) -> flo
 
 
 def score_setting(
-    images: Iterable[tuple[Sequence[Scored], Sequence[TruthBox]]], setting: str, threshold: float
+    images: Iterable[tuple[Sequence[Scored], Sequence[TruthBox]]],
+    setting: str,
+    threshold: float,
+    *,
+    margin: float = 0.0,
 ) -> SettingScore:
     outcomes: list[tuple[float, bool]] = []
-    faces = 0
+    faces = hidden = 0
     for detections, truth in images:
         outcomes += match_image(detections, truth, setting)
         faces += sum(box.counts_in(setting) for box in truth)
+        kept = [detection for detection in detections if detection.confidence >= threshold]
+        hidden += hidden_faces(kept, truth, setting, margin=margin)
     kept = [hit for confidence, hit in outcomes if confidence >= threshold]
     hits = sum(kept)
     return SettingScore(
         average_precision=average_precision(outcomes, faces),
         precision=hits / len(kept) if kept else 0.0,
         recall=hits / faces if faces else 0.0,
+        hidden=hidden / faces if faces else 0.0,
         faces=faces,
     )

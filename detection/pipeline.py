@@ -10,7 +10,17 @@ from django.conf import settings
 
 from detection.detector import detect_faces
 from detection.faces import Face, select_faces
-from detection.imaging import DecodedImage, annotate, decode_image, encode_jpeg
+from detection.imaging import DecodedImage, DecodeLimits, annotate, decode_image, encode_jpeg
+
+
+def decode_limits() -> DecodeLimits:
+    """The server's limits on the decoding work of one upload (settings)."""
+    return DecodeLimits(
+        max_pixels=settings.MAX_IMAGE_PIXELS,
+        max_pixels_per_byte=settings.MAX_PIXELS_PER_BYTE,
+        ratio_floor_pixels=settings.PIXELS_PER_BYTE_FLOOR,
+        max_jpeg_scans=settings.MAX_JPEG_SCANS,
+    )
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,7 @@ def annotate_photo(
     max_faces: int | None = None,
     style: str = "box",
 ) -> AnnotatedPhoto:
-    image = decode_image(image_bytes, max_pixels=settings.MAX_IMAGE_PIXELS)
+    image = decode_image(image_bytes, limits=decode_limits())
     faces = detect_faces(image.bgr, min_confidence=min_confidence, profile=profile, threads=settings.DETECTOR_THREADS)
     faces = select_faces(faces, min_face_size=min_face_size, max_faces=max_faces)
     return AnnotatedPhoto(image, faces, encode_jpeg(annotate(image.bgr, faces, style=style)))

@@ -120,14 +120,15 @@ class DetectionUploadSerializer(serializers.Serializer):
         required=False,
         min_value=0.0,
         max_value=1.0,
-        help_text="Report only faces at least this confident (0-1). Default: the server's DETECTOR_MIN_CONFIDENCE.",
+        help_text="Report only faces at least this confident (0-1). Default: the server's DETECTOR_MIN_CONFIDENCE, "
+        "or ANONYMISE_MIN_CONFIDENCE with `annotate` `blur` or `pixelate`.",
     )
     profile = serializers.ChoiceField(
         choices=list(PROFILES),
         required=False,
         help_text="Speed against recall of small faces: "
         + "; ".join(f"`{profile.name}`: {profile.description}" for profile in PROFILES.values())
-        + ". Default: the server's DETECTOR_PROFILE.",
+        + ". Default: the server's DETECTOR_PROFILE, or ANONYMISE_PROFILE with `annotate` `blur` or `pixelate`.",
     )
     min_face_size = serializers.IntegerField(
         required=False,
@@ -145,7 +146,7 @@ class DetectionUploadSerializer(serializers.Serializer):
         default="box",
         source="annotate_style",
         help_text="`box` (default) frames each face with its confidence and landmarks; "
-        "`blur` and `pixelate` anonymise the faces instead.",
+        "`blur` and `pixelate` anonymise the faces instead, with defaults that favour recall.",
     )
 
 

@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from detection.detector import DETECTOR_NAME, DETECTOR_VERSION
 from detection.errors import DetectionError, ProcessingFailed, QueueUnavailable, WorkerLost
-from detection.imaging import SUPPORTED_FORMATS, open_image
+from detection.imaging import ANONYMISING_STYLES, EXTENSION_BY_FORMAT, open_image
 from detection.models import Detection
-from detection.pipeline import annotate_photo
+from detection.pipeline import annotate_photo, decode_limits
 from detection.slots import DetectionSlots
 
 logger = logging.getLogger(__name__)
@@ -45,20 +45,21 @@ def detection_create(
     """
     from detection.tasks import process_detection, runs_in_request  # the tasks module imports this one
 
-    image = open_image(image_bytes, max_pixels=settings.MAX_IMAGE_PIXELS)
+    image = open_image(image_bytes, limits=decode_limits())
+    default_profile, default_min_confidence = _detector_defaults(annotate_style=annotate_style)
     detection = Detection(
         id=uuid.uuid4(),
         created_at=timezone.now(),
         status=Detection.Status.PENDING,
         detector_name=DETECTOR_NAME,
         detector_version=DETECTOR_VERSION,
-        detector_profile=profile or settings.DETECTOR_PROFILE,
-        min_confidence=settings.DETECTOR_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+        detector_profile=profile or default_profile,
+        min_confidence=default_min_confidence if min_confidence is None else min_confidence,
         min_face_size=min_face_size,
         max_faces=max_faces,
         annotate_style=annotate_style,
     )
-    extension = SUPPORTED_FORMATS[image.format]
+    extension = EXTENSION_BY_FORMAT[image.format]
     if not runs_in_request():
         _store(detection, image_bytes, extension=extension)
         transaction.on_commit(partial(_enqueue, detection))
@@ -81,6 +82,14 @@ def detection_create(
             detection_delete_files(detection)
             raise
     return detection
+
+
+def _detector_defaults(*, annotate_style: str) -> tuple[str, float]:
+    """The profile and threshold a request gets unless it sets them: when the copy is to hide the
+    faces, a missed face is worse than a patch of background blurred, so recall comes first."""
+    if annotate_style in ANONYMISING_STYLES:
+        return settings.ANONYMISE_PROFILE, settings.ANONYMISE_MIN_CONFIDENCE
+    return settings.DETECTOR_PROFILE, settings.DETECTOR_MIN_CONFIDENCE
 
 
 def _store(detection: Detection, image_bytes: bytes, *, extension: str) -> None:

@@ -105,8 +105,11 @@ class DetectionListCreateView(GenericAPIView):
                 "which says `done` (with the faces) or `failed` (with the reason) once a worker has run it.",
             ),
             400: OpenApiResponse(ERROR_SCHEMA, description="No image, empty, corrupt, or a bad parameter."),
-            413: OpenApiResponse(ERROR_SCHEMA, description="Too many bytes or pixels."),
+            413: OpenApiResponse(ERROR_SCHEMA, description="Too many bytes or pixels, or a side over 65,500 pixels."),
             415: OpenApiResponse(ERROR_SCHEMA, description="Not an image in a supported format."),
+            422: OpenApiResponse(
+                ERROR_SCHEMA, description="Far more decoding work than the bytes sent justify (a decompression bomb)."
+            ),
             503: OpenApiResponse(
                 ERROR_SCHEMA, description="Too many detections at once, or the queue is out of reach; see Retry-After."
             ),

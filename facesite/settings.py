@@ -150,6 +150,11 @@ STORAGES = {
 # Upload limits. Uploads above FILE_UPLOAD_MAX_MEMORY_SIZE spool to a temporary file.
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 50_000_000)
+# Decoding work in proportion to the bytes sent: above the floor, an image needs a byte per
+# MAX_PIXELS_PER_BYTE pixels (photos have 2 to 120, bombs thousands); a JPEG at most MAX_JPEG_SCANS scans.
+MAX_PIXELS_PER_BYTE = env_int("MAX_PIXELS_PER_BYTE", 250)
+PIXELS_PER_BYTE_FLOOR = env_int("PIXELS_PER_BYTE_FLOOR", 4_000_000)
+MAX_JPEG_SCANS = env_int("MAX_JPEG_SCANS", 32)
 # `manage.py prune_detections` deletes detections older than this many days; 0 keeps everything.
 RETENTION_DAYS = env_int("RETENTION_DAYS", 0)
 
@@ -158,6 +163,10 @@ RETENTION_DAYS = env_int("RETENTION_DAYS", 0)
 DETECTOR_PROFILE = env_str("DETECTOR_PROFILE", "balanced")
 DETECTOR_MIN_CONFIDENCE = env_float("DETECTOR_MIN_CONFIDENCE", 0.7)
 DETECTOR_THREADS = env_int("DETECTOR_THREADS", 1)
+# The defaults when the copy is to hide the faces (annotate=blur or pixelate): a face missed stays
+# recognisable, a patch of background blurred costs little (README, "Anonymising").
+ANONYMISE_PROFILE = env_str("ANONYMISE_PROFILE", "balanced")
+ANONYMISE_MIN_CONFIDENCE = env_float("ANONYMISE_MIN_CONFIDENCE", 0.4)
 # Detections one process runs at once (default: one per core, each on DETECTOR_THREADS threads)
 # and how many more may wait; past that, uploads get 503 with Retry-After.
 DETECTION_WORKERS = env_int("DETECTION_WORKERS", os.cpu_count() or 1)

@@ -11,6 +11,26 @@ from skimage import data
 # Redis for the channel-layer tests: a database of its own, so a developer's data is safe.
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
+# The WIDER FACE sample (evaluation-only licence: read from beside the repo, never copied into it).
+DEV_SET = Path(__file__).resolve().parents[2] / "shared" / "faces" / "dev"
+# A group photo of ~100 people, some small and far away on a balcony.
+CROWD_PHOTO = "12_Group_Large_Group_12_Group_Large_Group_12_315.jpg"
+
+
+def require_dev_set() -> Path:
+    """The sample's folder; CI must have it, elsewhere its tests skip without it."""
+    if not (DEV_SET / "gt.json").exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have the WIDER FACE sample at {DEV_SET}")
+        pytest.skip(f"no WIDER FACE sample at {DEV_SET}")
+    return DEV_SET
+
+
+@pytest.fixture(scope="session")
+def crowd_jpeg() -> bytes:
+    return (require_dev_set() / "images" / CROWD_PHOTO).read_bytes()
+
+
 # A hand-labelled box around the astronaut's face in skimage's 512x512 astronaut photo.
 ASTRONAUT_FACE = (175, 55, 100, 130)  # x, y, width, height
 

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from detection.errors import DetectionError
-from detection.imaging import decode_image
+from detection.imaging import DecodeLimits, decode_image
 
 MAX_PIXELS = 4_000_000
+LIMITS = DecodeLimits(max_pixels=MAX_PIXELS, max_pixels_per_byte=250, ratio_floor_pixels=1_000_000, max_jpeg_scans=32)
 # Pillow warns about every odd header it survives; surviving them is the point here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -55,7 +56,7 @@ def mutated(draw: st.DrawFn) -> bytes:
 
 def assert_decodes_safely(data: bytes) -> None:
     try:
-        image = decode_image(data, max_pixels=MAX_PIXELS)
+        image = decode_image(data, limits=LIMITS)
     except DetectionError:
         return
     assert image.bgr.ndim == 3 and image.bgr.shape[2] == 3
@@ -76,4 +77,4 @@ def test_random_bytes_decode_or_fail_cleanly(data):
 
 @pytest.mark.parametrize("image_format", list(SEEDS))
 def test_the_seeds_themselves_decode(image_format):
-    assert decode_image(SEEDS[image_format], max_pixels=MAX_PIXELS).format == image_format
+    assert decode_image(SEEDS[image_format], limits=LIMITS).format == image_format

@@ -1,10 +1,12 @@
 import cv2
 import numpy as np
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
+from rest_framework.test import APIClient
 from skimage import data
 
-from detection.detector import PROFILES, Pass, detect_faces, run_pass, suppress_duplicates, yunet
+from detection.detector import PROFILES, Pass, _models, detect_faces, run_pass, suppress_duplicates, yunet
 from tests.conftest import ASTRONAUT_FACE, overlap
 
 
@@ -114,3 +116,18 @@ def test_merging_keeps_neighbours_that_barely_overlap():
 
 def test_merging_nothing_gives_nothing():
     assert suppress_duplicates(np.zeros((0, 15), np.float32)).shape == (0, 15)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("threads", [1, 3])
+def test_detector_threads_reaches_the_onnxruntime_session(astronaut_jpeg, settings, threads):
+    settings.DETECTOR_THREADS = threads
+    sessions_before = set(_models.values())
+
+    response = APIClient().post("/image", {"image": SimpleUploadedFile("a.jpg", astronaut_jpeg)}, format="multipart")
+
+    assert response.status_code == 201
+    # The upload's detection ran on the session made for that many threads, and no other was made.
+    assert set(_models.values()) - sessions_before <= {_models[threads]}
+    assert _models[threads].session.get_session_options().intra_op_num_threads == threads
+    assert response.json()["face_count"] == 1

@@ -2,7 +2,7 @@
 
 import pytest
 
-from detection.evaluation import Scored, TruthBox, average_precision, match_image, score_setting
+from detection.evaluation import Scored, TruthBox, average_precision, hidden_faces, match_image, score_setting
 
 FACE = TruthBox((100, 100, 40, 40), "easy")
 
@@ -56,3 +56,23 @@ def test_settings_are_nested_and_count_faces_and_threshold():
     assert hard.faces == 3
     assert hard.average_precision == pytest.approx(2 / 3)
     assert (hard.precision, hard.recall) == (1.0, pytest.approx(1 / 3))
+
+
+def test_a_face_is_hidden_when_grown_boxes_cover_most_of_it():
+    # A detection over the face's middle 30x30 of 40x40 covers 56% of it; grown by 20% a side, all of it.
+    centre = Scored((105, 105, 30, 30), 0.9)
+
+    assert hidden_faces([centre], [FACE], "easy", margin=0.0) == 0
+    assert hidden_faces([centre], [FACE], "easy", margin=0.2) == 1
+    # Two halves together hide it; a detection elsewhere does not.
+    halves = [Scored((100, 100, 20, 40), 0.9), Scored((120, 100, 20, 40), 0.9)]
+    assert hidden_faces(halves, [FACE], "easy", margin=0.0) == 1
+    assert hidden_faces([Scored((300, 300, 40, 40), 0.9)], [FACE], "easy", margin=0.2) == 0
+
+
+def test_hidden_counts_only_detections_above_the_threshold():
+    truth = [FACE, TruthBox((300, 300, 30, 30), "medium")]
+    detections = [Scored((100, 100, 40, 40), 0.9), Scored((300, 300, 30, 30), 0.5)]
+
+    assert score_setting([(detections, truth)], "medium", threshold=0.7).hidden == 0.5
+    assert score_setting([(detections, truth)], "medium", threshold=0.4).hidden == 1.0

@@ -8,10 +8,18 @@ from PIL import Image
 
 from detection.errors import CorruptImage, ImageEmpty, ImageTooLarge, UnsupportedImageFormat
 from detection.faces import Box, Face
-from detection.imaging import decode_image, draw_faces, encode_jpeg
+from detection.imaging import (
+    ANONYMISE_MARGIN,
+    DecodeLimits,
+    blur_faces,
+    decode_image,
+    draw_faces,
+    encode_jpeg,
+    pixelate_faces,
+)
 from tests.conftest import encode
 
-LIMIT = 50_000_000
+LIMITS = DecodeLimits(max_pixels=50_000_000, max_pixels_per_byte=250, ratio_floor_pixels=4_000_000, max_jpeg_scans=32)
 
 
 def png_claiming_size(width: int, height: int) -> bytes:
@@ -23,7 +31,7 @@ def png_claiming_size(width: int, height: int) -> bytes:
 
 @pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "AVIF", "HEIF", "BMP", "TIFF", "GIF"])
 def test_it_decodes_every_supported_format(astronaut, image_format):
-    image = decode_image(encode(astronaut, image_format), max_pixels=LIMIT)
+    image = decode_image(encode(astronaut, image_format), limits=LIMITS)
 
     assert (image.width, image.height) == (512, 512)
     assert abs(image.bgr[::-1].astype(int).mean() - np.asarray(astronaut)[::-1].mean()) < 3  # the real pixels
@@ -40,7 +48,7 @@ def test_it_applies_exif_orientation(image_format):
     exif = Image.Exif()
     exif[0x0112] = 6
 
-    image = decode_image(encode(stored, image_format, exif=exif), max_pixels=LIMIT)
+    image = decode_image(encode(stored, image_format, exif=exif), limits=LIMITS)
 
     assert (image.width, image.height) == (300, 200)
     blue, green, red = image.bgr[10, 10]
@@ -51,7 +59,7 @@ def test_it_takes_the_first_frame_of_a_gif():
     frames = [Image.new("RGB", (40, 30), colour) for colour in ("red", "blue")]
     gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
 
-    image = decode_image(gif, max_pixels=LIMIT)
+    image = decode_image(gif, limits=LIMITS)
 
     blue, green, red = image.bgr[15, 20]
     assert red > 200 and green < 60 and blue < 60
@@ -59,7 +67,7 @@ def test_it_takes_the_first_frame_of_a_gif():
 
 def test_it_rejects_an_empty_file():
     with pytest.raises(ImageEmpty):
-        decode_image(b"", max_pixels=LIMIT)
+        decode_image(b"", limits=LIMITS)
 
 
 @pytest.mark.parametrize(
@@ -68,23 +76,23 @@ def test_it_rejects_an_empty_file():
 )
 def test_it_rejects_what_is_not_a_supported_image(content):
     with pytest.raises(UnsupportedImageFormat, match="JPEG, PNG, WebP, AVIF, HEIC, BMP, TIFF or GIF"):
-        decode_image(content, max_pixels=LIMIT)
+        decode_image(content, limits=LIMITS)
 
 
 def test_it_rejects_a_truncated_jpeg(astronaut_jpeg):
     with pytest.raises(CorruptImage):
-        decode_image(astronaut_jpeg[:5000], max_pixels=LIMIT)
+        decode_image(astronaut_jpeg[:5000], limits=LIMITS)
 
 
 def test_it_rejects_too_many_pixels_before_decoding():
     with pytest.raises(ImageTooLarge, match="limit is 50000000 pixels"):
-        decode_image(png_claiming_size(10_000, 6_000), max_pixels=LIMIT)
+        decode_image(png_claiming_size(10_000, 6_000), limits=LIMITS)
 
 
 def test_it_rejects_a_decompression_bomb():
     # Far past Pillow's own bomb threshold as well as ours.
     with pytest.raises(ImageTooLarge):
-        decode_image(png_claiming_size(100_000, 100_000), max_pixels=LIMIT)
+        decode_image(png_claiming_size(100_000, 100_000), limits=LIMITS)
 
 
 def test_drawing_keeps_the_image_size_and_marks_the_face():
@@ -98,3 +106,19 @@ def test_drawing_keeps_the_image_size_and_marks_the_face():
     assert (image == 255).all()  # the input is left alone
     decoded = Image.open(io.BytesIO(encode_jpeg(annotated)))
     assert decoded.size == (600, 400)
+
+
+@pytest.mark.parametrize("anonymise", [blur_faces, pixelate_faces])
+def test_anonymising_covers_a_margin_around_the_box(anonymise):
+    # Fine noise everywhere: any pixel anonymised changes, any other stays.
+    image = np.random.default_rng(5).integers(0, 256, (400, 400, 3), dtype=np.uint8)
+    face = Face(box=Box(150, 150, 100, 100), confidence=0.9, landmarks=((200, 200),) * 5)
+
+    changed = (anonymise(image, [face]) != image).any(axis=2)
+
+    margin = round(100 * ANONYMISE_MARGIN)
+    inside = changed[150 - margin + 2 : 250 + margin - 2, 150 - margin + 2 : 250 + margin - 2]
+    assert inside.mean() > 0.9
+    outside = changed.copy()
+    outside[150 - margin : 250 + margin, 150 - margin : 250 + margin] = False
+    assert not outside.any()

@@ -8,13 +8,20 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from rest_framework.test import APIClient
 
+from detection.detector import detect_faces
+from detection.imaging import decode_image
 from detection.models import Detection
+from detection.pipeline import decode_limits
 
 pytestmark = pytest.mark.django_db
 
 
 def upload(content: bytes, **fields: object):
     return APIClient().post("/image", {"image": SimpleUploadedFile("p.jpg", content), **fields}, format="multipart")
+
+
+def body_threshold(body: dict) -> float:
+    return Detection.objects.get(id=body["id"]).min_confidence
 
 
 def annotated_pixels(body: dict) -> np.ndarray:
@@ -32,6 +39,20 @@ def test_each_profile_can_be_asked_for(two_faces_jpeg, profile):
 
     assert body["detector"]["profile"] == profile
     assert body["face_count"] >= 1
+
+
+def test_the_requested_profile_is_the_one_that_runs(crowd_jpeg, settings):
+    # On a crowd the profiles find different faces: each upload must get its own profile's.
+    image = decode_image(crowd_jpeg, limits=decode_limits())
+    found = {}
+    for profile in ("fast", "accurate"):
+        body = upload(crowd_jpeg, profile=profile).json()
+        threshold = body_threshold(body)
+        expected = detect_faces(image.bgr, min_confidence=threshold, profile=profile, threads=settings.DETECTOR_THREADS)
+        assert body["faces"] == [face.as_json() for face in expected]
+        found[profile] = body["face_count"]
+
+    assert found["accurate"] >= found["fast"] + 30
 
 
 def test_the_default_profile_is_the_configured_one(astronaut_jpeg, settings):
@@ -93,6 +114,36 @@ def test_anonymising_styles_hide_the_face(astronaut_jpeg, astronaut, style):
     )
     assert np.abs(anonymised[400:, 400:] - original[400:, 400:]).mean() < 8
     assert Image.open(io.BytesIO(Detection.objects.get(id=body["id"]).annotated.read())).size == (512, 512)
+
+
+@pytest.mark.parametrize("style", ["blur", "pixelate"])
+def test_anonymising_defaults_favour_recall(crowd_jpeg, style, settings):
+    boxed = upload(crowd_jpeg).json()
+
+    anonymised = upload(crowd_jpeg, annotate=style).json()
+
+    assert anonymised["detector"]["profile"] == settings.ANONYMISE_PROFILE
+    confidences = [face["confidence"] for face in anonymised["faces"]]
+    assert min(confidences) >= settings.ANONYMISE_MIN_CONFIDENCE
+    assert sum(confidence < settings.DETECTOR_MIN_CONFIDENCE for confidence in confidences) >= 20
+    assert anonymised["face_count"] >= boxed["face_count"] + 20
+
+
+def test_the_anonymising_profile_is_the_configured_one(astronaut_jpeg, settings):
+    settings.ANONYMISE_PROFILE = "accurate"
+
+    assert upload(astronaut_jpeg, annotate="blur").json()["detector"]["profile"] == "accurate"
+    assert upload(astronaut_jpeg).json()["detector"]["profile"] == settings.DETECTOR_PROFILE
+
+
+@pytest.mark.parametrize("style", ["blur", "pixelate"])
+def test_explicit_options_win_over_the_anonymising_defaults(crowd_jpeg, style):
+    boxed = upload(crowd_jpeg, profile="fast", min_confidence=0.7).json()
+
+    anonymised = upload(crowd_jpeg, annotate=style, profile="fast", min_confidence=0.7).json()
+
+    assert anonymised["detector"]["profile"] == "fast"
+    assert anonymised["faces"] == boxed["faces"]
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,7 @@ class Command(BaseCommand):
             photos,
             detectors=detectors,
             threshold=settings.DETECTOR_MIN_CONFIDENCE,
+            anonymise_threshold=settings.ANONYMISE_MIN_CONFIDENCE,
             progress=partial(tqdm, unit="photo", desc=", ".join(detectors)),
         )
         report = {
