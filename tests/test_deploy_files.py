@@ -24,7 +24,7 @@ def test_compose_runs_replicas_behind_nginx_on_8282_with_redis_and_postgres():
     assert web["environment"]["REDIS_URL"] == "redis://redis:6379/0"  # replicas must share a layer
     assert web["environment"]["MIGRATE"] == "false"
     assert web["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
-    assert "media:/app/media" in web["volumes"]  # every replica sees every image
+    assert "data:/data" in web["volumes"]  # every replica sees every image
     assert services["migrate"]["entrypoint"] == ["python", "manage.py", "migrate", "--noinput"]
     assert services["nginx"]["ports"] == ["${PORT:-8282}:8282"]
     assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in services["nginx"]["volumes"]
@@ -39,7 +39,7 @@ def test_compose_queues_uploads_for_workers_that_share_the_web_services_data():
     assert worker["build"] == web["build"]
     for name in ("DATABASE_URL", "REDIS_URL", "TASKS_BACKEND"):
         assert worker["environment"][name] == web["environment"][name]
-    assert "media:/app/media" in worker["volumes"]  # it reads the originals and writes the copies
+    assert "data:/data" in worker["volumes"]  # it reads the originals and writes the copies
     assert worker["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     assert "ports" not in worker
 
