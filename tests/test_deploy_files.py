@@ -48,9 +48,20 @@ def test_nginx_passes_websockets_and_caps_bodies():
     config = (ROOT / "deploy" / "nginx.conf").read_text()
 
     assert "listen 8282;" in config
-    assert "server web:8282" in config
     assert "proxy_set_header Upgrade $http_upgrade;" in config
     assert re.search(r"client_max_body_size \d+m;", config)
+
+
+def test_nginx_asks_dockers_dns_again_for_the_replicas():
+    # A name in an upstream block or a literal proxy_pass is resolved once, at start: replicas added
+    # or restarted later would never be reached. A variable is resolved by the resolver, per `valid`.
+    config = (ROOT / "deploy" / "nginx.conf").read_text()
+
+    assert re.search(r"^\s*resolver 127\.0\.0\.11 valid=\d+s", config, re.MULTILINE)
+    assert "set $web http://web:8282;" in config
+    proxy_passes = re.findall(r"proxy_pass (\S+);", config)
+    assert proxy_passes and set(proxy_passes) == {"$web"}
+    assert not re.search(r"^\s*upstream ", config, re.MULTILINE)
 
 
 def test_compose_volumes_are_declared():
