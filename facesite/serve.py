@@ -161,7 +161,7 @@ def run_workers(count: int, host: str, port: int) -> int:
 def main() -> int:
     raise_open_file_limit()  # before the workers start: they inherit it
     workers = env_int("WORKERS", 1, minimum=1)
-    host, port = env_str("HOST", "0.0.0.0"), env_int("PORT", 8282, minimum=1)
+    host, port = env_str("HOST", "0.0.0.0"), env_int("PORT", 8282, minimum=0)
     if "LISTEN_FD" in os.environ:
         run_daphne(daphne_arguments(["--fd", os.environ["LISTEN_FD"]]))
         return 0
