@@ -23,7 +23,6 @@ class Command(BaseCommand):
             help="with --repair, also delete the files without a detection: only when no other database "
             "(another DATABASE_URL) stores its images in this media folder, whose files would look the same",
         )
-
         parser.add_argument(
             "--min-age",
             type=parse_age,
