@@ -5,12 +5,15 @@ import asyncio
 import json
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -32,9 +35,11 @@ class Proxy:
     log_path: Path
 
 
-def local_config(folder: Path, *, port: int, upstream: str, read_timeout: str = "120s") -> Path:
+def local_config(
+    folder: Path, *, port: int, upstream: str, read_timeout: str = "120s", resolver: str = "127.0.0.11"
+) -> Path:
     """deploy/nginx.conf for nginx on this machine: on `port`, in front of `upstream` instead of
-    compose's "web", with its files in `folder`. Nothing else changes."""
+    compose's "web", asking `resolver` instead of Docker's DNS, with its files in `folder`."""
     temp_paths = "".join(
         f"    {kind}_temp_path {folder / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
@@ -44,6 +49,7 @@ def local_config(folder: Path, *, port: int, upstream: str, read_timeout: str = 
         "http://web:8282": f"http://{upstream}",
         "http {\n": "http {\n" + temp_paths,
         "proxy_read_timeout 120s;": f"proxy_read_timeout {read_timeout};",
+        "resolver 127.0.0.11 valid=10s": f"resolver {resolver} valid=1s",
     }
     text = (ROOT / "deploy" / "nginx.conf").read_text()
     for old, new in replacements.items():
@@ -206,3 +212,86 @@ def test_a_server_that_never_answers_gets_a_json_504():
 
     assert_json_error(status, headers, body, 504, "server_timeout")
     assert int(headers["retry-after"]) > 0
+
+
+class ChangingDns:
+    """A DNS server on 127.0.0.1 answering every A question with `address`, which a test changes as
+    Docker's DNS does when a replica restarts with a new address."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+
+    def serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                query, client = self.sock.recvfrom(512)
+            except TimeoutError:
+                continue
+            self.sock.sendto(self.answer(query), client)
+
+    def answer(self, query: bytes) -> bytes:
+        question_end = query.index(b"\0", 12) + 5  # the name, then its type and class
+        question_type = struct.unpack(">H", query[question_end - 4 : question_end - 2])[0]
+        answers = b""
+        if question_type == 1:  # A: a pointer to the question's name, type A, class IN, TTL 1 s, 4 bytes
+            answers = struct.pack(">HHHLH", 0xC00C, 1, 1, 1, 4) + socket.inet_aton(self.address)
+        header = query[:2] + struct.pack(">HHHHH", 0x8180, 1, 1 if answers else 0, 0, 0)
+        return header + query[12:question_end] + answers
+
+    def __enter__(self) -> "ChangingDns":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+@contextmanager
+def replica_at(address: str, port: int) -> Iterator[None]:
+    """An HTTP server on address:port that answers every GET with its own address."""
+
+    class SayWhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = address.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((address, port), SayWhere)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_it_reaches_a_replica_at_the_new_address_dns_gives_without_a_restart(http: requests.Session):
+    port = free_port()
+    with (
+        ChangingDns("127.0.0.1") as dns,
+        replica_at("127.0.0.1", port),
+        replica_at("127.0.0.2", port),
+        running_nginx(f"web.test:{port}", resolver=f"{HOST}:{dns.port}") as proxy,
+    ):
+        before = http.get(proxy.base_url + "/", timeout=10).text
+        dns.address = "127.0.0.2"  # the replica restarted elsewhere; nginx keeps running
+        deadline = time.monotonic() + 15
+        while (after := http.get(proxy.base_url + "/", timeout=10).text) != "127.0.0.2":
+            assert time.monotonic() < deadline, "nginx kept the address it resolved first"
+            time.sleep(0.2)
+
+    assert (before, after) == ("127.0.0.1", "127.0.0.2")
