@@ -11,19 +11,22 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
+# The code stays root's and read-only to the server; it writes only the static files it collects at
+# start and its state under /data.
 RUN useradd --create-home --uid 10001 faces \
-    && mkdir -p /app/media /app/staticfiles /app/state \
-    && chown -R faces:faces /app/media /app/staticfiles /app/state
+    && mkdir -p /app/staticfiles /data/media \
+    && chown -R faces:faces /app/staticfiles /data
 USER faces
 
-# The secret key is generated once into the state volume unless SECRET_KEY is set.
+# /data holds the SQLite database (without DATABASE_URL), the secret key generated once (without
+# SECRET_KEY) and the media; a volume, so they outlive the container.
 ENV PORT=8282 \
-    MEDIA_ROOT=/app/media \
-    STATIC_ROOT=/app/staticfiles \
-    SECRET_KEY_FILE=/app/state/secret_key
+    STATE_DIR=/data \
+    STATIC_ROOT=/app/staticfiles
 EXPOSE 8282
-VOLUME ["/app/media", "/app/state"]
+VOLUME ["/data"]
 
+# /healthz answers whatever Host it is sent, so the check passes whatever ALLOWED_HOSTS says.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8282'), timeout=4)"]
 

@@ -34,23 +34,28 @@ lint: $(VENV)/.dev-installed
 test: $(VENV)/.dev-installed lint
 	$(BIN)/python -m pytest
 
+# The first admin user, from DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD (and _EMAIL), which
+# scripts set; without them, asked for on the terminal (and an error where there is none).
 superuser: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py createsuperuser
+	$(BIN)/python manage.py ensure_superuser
+
+# ARGS adds options to either benchmark, e.g. ARGS="--limit 50" (see python manage.py bench_detector --help
+# and bench_load --help).
+ARGS ?=
 
 # Accuracy (WIDER FACE AP) and single-thread speed of every detector profile.
 # DATASET defaults to ../shared/faces/dev; the JSON report goes to bench-detector.json.
 DATASET ?= ../shared/faces/dev
 bench-detector: $(VENV)/.runtime-installed
-	$(BIN)/python manage.py bench_detector --dataset $(DATASET) --output bench-detector.json
+	$(BIN)/python manage.py bench_detector --dataset $(DATASET) --output bench-detector.json $(ARGS)
 
 # Upload throughput against the same work without a server, websocket fan-out, memory: the real
 # server (./entrypoint.sh) on this machine. PHOTOS defaults to ../shared/faces/dev/images;
-# BENCH_LOAD_ARGS adds options, e.g. "--redis --workers 2". The JSON report goes to bench-load.json.
+# e.g. ARGS="--redis --workers 2". The JSON report goes to bench-load.json.
 PHOTOS ?= ../shared/faces/dev/images
-BENCH_LOAD_ARGS ?=
 bench-load: $(VENV)/.dev-installed
-	$(BIN)/python manage.py bench_load --photos $(PHOTOS) --output bench-load.json $(BENCH_LOAD_ARGS)
+	$(BIN)/python manage.py bench_load --photos $(PHOTOS) --output bench-load.json $(ARGS)
 
 # The annotated examples in the README (docs/examples/), from scikit-image's photos.
 examples: $(VENV)/.dev-installed

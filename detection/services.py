@@ -1,16 +1,18 @@
 """Writes: turning an upload into a stored Detection."""
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, Storage, default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -203,12 +205,29 @@ def detection_delete_files(detection: Detection) -> None:
     """Remove a detection's images from media storage (the row is someone else's business)."""
     for field in (detection.original, detection.annotated):
         if field.name:
-            field.storage.delete(field.name)
+            _delete_file(field.storage, field.name)
 
 
-def detection_prune(*, older_than: timedelta) -> int:
-    """Delete detections created more than `older_than` ago; their files follow (see signals)."""
+def _delete_file(storage: Storage, name: str) -> None:
+    """Delete a stored file, and the folders under detections/ it leaves empty (its own, then its date's)."""
+    storage.delete(name)
+    if not isinstance(storage, FileSystemStorage):
+        return  # object stores have no folders
+    folder = PurePosixPath(name).parent
+    while len(folder.parts) > 1:  # never detections/ itself
+        try:
+            os.rmdir(storage.path(str(folder)))
+        except OSError:  # not empty (or already gone): nor are the folders above it
+            return
+        folder = folder.parent
+
+
+def detection_prune(*, older_than: timedelta, dry_run: bool = False) -> int:
+    """Delete detections created more than `older_than` ago (their files follow, see signals), or
+    with `dry_run` only count them."""
     cutoff = timezone.now() - older_than
+    if dry_run:
+        return Detection.objects.filter(created_at__lt=cutoff).count()
     deleted = 0
     # In batches, so a first prune of a large archive does not hold one huge transaction.
     while ids := list(Detection.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[:500]):
@@ -218,17 +237,27 @@ def detection_prune(*, older_than: timedelta) -> int:
     return deleted
 
 
+# An upload writes its files before its row, and an embedded one stays pending until detected: a
+# file or a pending row younger than this may be an upload in flight, not an orphan (unless the
+# server is known to be stopped).
+REPAIR_GRACE = timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class MediaReport:
-    orphan_files: list[str]  # stored files no detection points at
+    # Stored files no detection of this database points at. Another database sharing the media
+    # folder may own them: not proven orphans.
+    orphan_files: list[str]
     missing_files: list[str]  # detections (ids) with a file gone
     unfinished: list[str]  # embedded mode: pending detections (ids), which only a crash leaves behind
 
 
-def media_check() -> MediaReport:
-    """Compare the files under detections/ with the rows that should own them."""
+def media_check(*, min_age: timedelta = REPAIR_GRACE) -> MediaReport:
+    """Compare the files under detections/ with the rows that should own them, leaving out files
+    and pending rows younger than `min_age`."""
     from detection.tasks import runs_in_request  # the tasks module imports this one
 
+    settled = timezone.now() - min_age
     referenced: set[str] = set()
     missing = []
     for detection in Detection.objects.only("id", "original", "annotated").iterator():
@@ -236,18 +265,25 @@ def media_check() -> MediaReport:
         referenced.update(names)
         if not all(default_storage.exists(name) for name in names):
             missing.append(str(detection.id))
-    orphans = [name for name in _stored_names("detections") if name not in referenced]
+    orphans = [
+        name
+        for name in _stored_names("detections")
+        if name not in referenced and default_storage.get_modified_time(name) < settled
+    ]
     # With a queue, a pending detection waits for a worker; in embedded mode nothing will ever run it.
-    pending = Detection.objects.filter(status=Detection.Status.PENDING).values_list("id", flat=True)
+    pending = Detection.objects.filter(status=Detection.Status.PENDING, created_at__lt=settled)
+    pending = pending.values_list("id", flat=True)
     unfinished = [str(detection_id) for detection_id in pending] if runs_in_request() else []
     return MediaReport(orphan_files=sorted(orphans), missing_files=sorted(missing), unfinished=sorted(unfinished))
 
 
-def media_repair(report: MediaReport) -> None:
-    """Remove orphan files, detections whose files are gone (they could never be shown), and
-    unfinished ones (they never will be); the files of the detections removed follow (signals)."""
-    for name in report.orphan_files:
-        default_storage.delete(name)
+def media_repair(report: MediaReport, *, delete_orphan_files: bool = False) -> None:
+    """Remove detections whose files are gone (they could never be shown) and unfinished ones (they
+    never will be); the files of the detections removed follow (signals). Orphan files only when
+    the caller says the media folder is this database's alone (`delete_orphan_files`)."""
+    if delete_orphan_files:
+        for name in report.orphan_files:
+            _delete_file(default_storage, name)
     Detection.objects.filter(id__in=[*report.missing_files, *report.unfinished]).delete()
 
 

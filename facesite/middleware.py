@@ -3,6 +3,7 @@ import time
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.middleware.common import CommonMiddleware
 
 logger = logging.getLogger("facesite.requests")
 
@@ -31,3 +32,17 @@ class RequestLogMiddleware:
             },
         )
         return response
+
+
+# Health probes (Docker's HEALTHCHECK, orchestrators) ask 127.0.0.1 or the container's address, a Host
+# that ALLOWED_HOSTS rarely lists. Their answers hold no URLs, so they need no Host check.
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+class CommonMiddlewareExceptProbes(CommonMiddleware):
+    """Django's CommonMiddleware, which refuses a Host outside ALLOWED_HOSTS (400), except for the probes."""
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        if request.path_info in PROBE_PATHS:
+            return None
+        return super().process_request(request)

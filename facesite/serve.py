@@ -32,8 +32,10 @@ from daphne.http_protocol import WebRequest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from twisted.internet import reactor
 
+from facesite.env import env_bool, env_int, env_str
 from facesite.rlimits import raise_open_file_limit
 
 logger = logging.getLogger("facesite.serve")
@@ -121,7 +123,7 @@ class GracefulServer(Server):
 
 
 def daphne_arguments(listen: list[str]) -> list[str]:
-    proxy = ["--proxy-headers"] if os.environ.get("PROXY_HEADERS", "").lower() in {"1", "true", "yes"} else []
+    proxy = ["--proxy-headers"] if env_bool("PROXY_HEADERS") else []
     return [*listen, *proxy, "facesite.asgi:application"]
 
 
@@ -158,8 +160,8 @@ def run_workers(count: int, host: str, port: int) -> int:
 
 def main() -> int:
     raise_open_file_limit()  # before the workers start: they inherit it
-    workers = int(os.environ.get("WORKERS", "1"))
-    host, port = os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8282"))
+    workers = env_int("WORKERS", 1, minimum=1)
+    host, port = env_str("HOST", "0.0.0.0"), env_int("PORT", 8282, minimum=0)
     if "LISTEN_FD" in os.environ:
         run_daphne(daphne_arguments(["--fd", os.environ["LISTEN_FD"]]))
         return 0
@@ -177,4 +179,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ImproperlyConfigured as error:  # a bad WORKERS, PORT or PROXY_HEADERS: one line, as manage.py says it
+        sys.exit(f"Configuration error: {error}")

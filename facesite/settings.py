@@ -12,13 +12,16 @@ from facesite.layers import channel_layers
 from facesite.task_backends import rq_queues, task_backends
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# What the server writes unless told otherwise: the SQLite database, the generated secret key and the
+# media. This folder by default (`make run`); /data in the Docker image, whose code folder is read-only.
+STATE_DIR = Path(env_str("STATE_DIR", str(BASE_DIR)))
 
 
 def _secret_key() -> str:
     """SECRET_KEY from the environment, or generated once into an untracked file."""
     if key := env_str("SECRET_KEY"):
         return key
-    path = Path(env_str("SECRET_KEY_FILE", str(BASE_DIR / ".secret_key")))
+    path = Path(env_str("SECRET_KEY_FILE", str(STATE_DIR / ".secret_key")))
     try:
         # O_EXCL: when several processes start at once, exactly one writes the key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -59,7 +62,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "facesite.middleware.CommonMiddlewareExceptProbes",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -87,7 +90,7 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        env_str("DATABASE_URL", f"sqlite:///{STATE_DIR / 'db.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
@@ -134,7 +137,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 MEDIA_URL = "/media/"
-MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(STATE_DIR / "media")))
 # Media on S3-compatible storage (several machines): pip install "django-storages[s3]" and set
 # AWS_STORAGE_BUCKET_NAME (plus AWS_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... as django-storages reads them).
 MEDIA_STORAGE = (
@@ -156,7 +159,7 @@ MAX_PIXELS_PER_BYTE = env_int("MAX_PIXELS_PER_BYTE", 250)
 PIXELS_PER_BYTE_FLOOR = env_int("PIXELS_PER_BYTE_FLOOR", 4_000_000)
 MAX_JPEG_SCANS = env_int("MAX_JPEG_SCANS", 32)
 # `manage.py prune_detections` deletes detections older than this many days; 0 keeps everything.
-RETENTION_DAYS = env_int("RETENTION_DAYS", 0)
+RETENTION_DAYS = env_int("RETENTION_DAYS", 0, minimum=0)
 
 # Detector: the profile (fast, balanced, accurate) and score threshold used unless a request asks
 # otherwise, and the threads each detection may use (0: one per core).
@@ -254,7 +257,11 @@ if HTTPS:
     SECURE_SSL_REDIRECT = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes talk plain HTTP inside the network
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000, minimum=0)
+    # Off unless chosen: they bind every subdomain, and browsers' preload list, for as long as HSTS
+    # lasts; `check --deploy` warns about them (W005, W021) until they are on.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 else:
     # `check --deploy` warns about exactly what HTTPS=true turns on; without TLS they would lock users out.
     SILENCED_SYSTEM_CHECKS = ["security.W004", "security.W008", "security.W012", "security.W016"]

@@ -141,16 +141,25 @@ def running_server(root: Path, configuration: dict[str, str], *, port: int | Non
     }
     env.pop("REDIS_URL", None)
     env.update(configuration)
-    log_path = root / f"server-{port}.log"
+    with launched_server(["./entrypoint.sh"], cwd=REPO_ROOT, env=env, media_root=root / "media") as server:
+        yield server
+
+
+@contextmanager
+def launched_server(command: list[str], *, cwd: Path, env: dict[str, str], media_root: Path) -> Iterator[Server]:
+    """`command` (./entrypoint.sh) started in `cwd` with exactly `env`, which sets HOST and PORT; its
+    output goes to a log beside the media folder."""
+    port = int(env["PORT"])
+    log_path = media_root.parent / f"server-{port}.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            ["./entrypoint.sh"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     server = Server(
         base_url=f"http://{HOST}:{port}",
         ws_url=f"ws://{HOST}:{port}/faces",
         port=port,
-        media_root=root / "media",
+        media_root=media_root,
         log_path=log_path,
         process=process,
         env=env,
@@ -170,8 +179,10 @@ def wait_until_healthy(process: subprocess.Popen, server: Server) -> None:
         try:
             if requests.get(server.base_url + "/healthz", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass  # not listening yet: migrate and collectstatic run first
+        except (requests.ConnectionError, requests.Timeout):
+            # Not listening yet (migrate and collectstatic run first), or, with WORKERS > 1, listening
+            # on a socket whose processes are still starting.
+            pass
         time.sleep(0.2)
     pytest.fail(f"The server did not answer /healthz within {STARTUP_SECONDS} s:\n{server.output()}", False)
 

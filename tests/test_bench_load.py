@@ -1,10 +1,17 @@
 """The load benchmark end to end, with tiny numbers: it starts the real server and reports every section."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 from django.core.management import call_command
 from PIL import Image
 from skimage import data
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_command_measures_a_live_server_and_writes_json(tmp_path, capsys):
@@ -36,3 +43,22 @@ def test_the_command_measures_a_live_server_and_writes_json(tmp_path, capsys):
     phases = [snapshot["phase"] for snapshot in report["memory"]]
     assert phases == ["at rest", "after uploads", "after fan-out to 5"]
     assert all(process["rss_mb"] > 0 for snapshot in report["memory"] for process in snapshot["processes"])
+
+
+@pytest.mark.parametrize("module", ["requests", "websockets"])
+def test_without_the_development_dependencies_it_says_which_to_install(module):
+    # As in an environment with requirements.txt only: importing the module fails.
+    script = (
+        f"import runpy, sys; sys.modules[{module!r}] = None; "
+        "sys.argv = ['manage.py', 'bench_load', '--photos', 'nowhere']; "
+        "runpy.run_path('manage.py', run_name='__main__')"
+    )
+    env = {**os.environ, "SECRET_KEY": "test-secret"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert f"bench_load needs the development dependencies, and {module} is missing" in result.stderr
+    assert "requirements-dev.txt" in result.stderr

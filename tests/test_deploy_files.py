@@ -24,7 +24,7 @@ def test_compose_runs_replicas_behind_nginx_on_8282_with_redis_and_postgres():
     assert web["environment"]["REDIS_URL"] == "redis://redis:6379/0"  # replicas must share a layer
     assert web["environment"]["MIGRATE"] == "false"
     assert web["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
-    assert "media:/app/media" in web["volumes"]  # every replica sees every image
+    assert "data:/data" in web["volumes"]  # every replica sees every image
     assert services["migrate"]["entrypoint"] == ["python", "manage.py", "migrate", "--noinput"]
     assert services["nginx"]["ports"] == ["${PORT:-8282}:8282"]
     assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in services["nginx"]["volumes"]
@@ -39,7 +39,7 @@ def test_compose_queues_uploads_for_workers_that_share_the_web_services_data():
     assert worker["build"] == web["build"]
     for name in ("DATABASE_URL", "REDIS_URL", "TASKS_BACKEND"):
         assert worker["environment"][name] == web["environment"][name]
-    assert "media:/app/media" in worker["volumes"]  # it reads the originals and writes the copies
+    assert "data:/data" in worker["volumes"]  # it reads the originals and writes the copies
     assert worker["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     assert "ports" not in worker
 
@@ -48,9 +48,20 @@ def test_nginx_passes_websockets_and_caps_bodies():
     config = (ROOT / "deploy" / "nginx.conf").read_text()
 
     assert "listen 8282;" in config
-    assert "server web:8282" in config
     assert "proxy_set_header Upgrade $http_upgrade;" in config
     assert re.search(r"client_max_body_size \d+m;", config)
+
+
+def test_nginx_asks_dockers_dns_again_for_the_replicas():
+    # A name in an upstream block or a literal proxy_pass is resolved once, at start: replicas added
+    # or restarted later would never be reached. A variable is resolved by the resolver, per `valid`.
+    config = (ROOT / "deploy" / "nginx.conf").read_text()
+
+    assert re.search(r"^\s*resolver 127\.0\.0\.11 valid=\d+s", config, re.MULTILINE)
+    assert "set $web http://web:8282;" in config
+    proxy_passes = re.findall(r"proxy_pass (\S+);", config)
+    assert proxy_passes and set(proxy_passes) == {"$web"}
+    assert not re.search(r"^\s*upstream ", config, re.MULTILINE)
 
 
 def test_compose_volumes_are_declared():

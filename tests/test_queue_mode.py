@@ -209,7 +209,10 @@ def test_queue_mode_without_redis_refuses_to_start(tmp_path, command):
     result = run_entrypoint(tmp_path, *command, TASKS_BACKEND="rq")
 
     assert result.returncode != 0
-    assert "TASKS_BACKEND=rq needs REDIS_URL" in result.stderr
+    # One line that says what to do, before anything else: no traceback, no server announced.
+    assert result.stderr.startswith("Configuration error: TASKS_BACKEND=rq needs REDIS_URL")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "http://localhost" not in result.stdout
 
 
 def test_a_worker_refuses_to_start_in_embedded_mode(tmp_path):

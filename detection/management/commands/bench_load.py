@@ -5,7 +5,6 @@ import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from detection.loadbench import LoadConfig, format_report, load_photos, run_load_benchmark
 from facesite.layers import REDIS_BACKENDS
 
 DEFAULT_PHOTOS = settings.BASE_DIR.parent / "shared" / "faces" / "dev" / "images"
@@ -58,6 +57,14 @@ class Command(BaseCommand):
         parser.add_argument("--output", type=Path, default=Path("bench-load.json"), help="where to write JSON")
 
     def handle(self, *args, photos: Path, redis_url: str, workers: int, **options) -> None:
+        try:
+            # Its HTTP and websocket clients (requests, websockets) are development dependencies.
+            from detection.loadbench import LoadConfig, format_report, load_photos, run_load_benchmark
+        except ModuleNotFoundError as error:
+            raise CommandError(
+                f"bench_load needs the development dependencies, and {error.name.partition('.')[0]} is missing: "
+                "pip install -r requirements-dev.txt (make bench-load installs them)."
+            ) from None
         if workers > 1 and not redis_url:
             raise CommandError("--workers above 1 needs --redis: the processes share websocket messages through it.")
         if options["layer"] != "core" and not redis_url:
