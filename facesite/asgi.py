@@ -8,14 +8,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "facesite.settings")
 django_asgi_app = get_asgi_application()  # before importing code that touches models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.sessions import SessionMiddlewareStack  # noqa: E402
 
 from detection.routing import websocket_urlpatterns  # noqa: E402
 from facesite.limits import RequestBodyLimit  # noqa: E402
 from facesite.origins import BrowserOriginValidator  # noqa: E402
+from facesite.root_path import IgnoreClientRootPath  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": RequestBodyLimit(django_asgi_app),
-        "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns)),
-    }
+application = IgnoreClientRootPath(
+    ProtocolTypeRouter(
+        {
+            "http": RequestBodyLimit(django_asgi_app),
+            # The session (read only if API_KEYS_REQUIRED_FOR_READ) lets a logged-in staff user's page listen.
+            "websocket": BrowserOriginValidator(SessionMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        }
+    )
 )

@@ -1,5 +1,7 @@
 """API keys: open without any, required for uploads once one exists, optional for reads."""
 
+import uuid
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -42,10 +44,40 @@ def test_a_key_works_as_a_bearer_token_or_a_header(coffee_png):
 
 def test_a_wrong_or_revoked_key_is_refused(coffee_png):
     api_key, key = api_key_create(name="camera")
+    api_key_create(name="another camera")  # still active: the API stays closed
 
-    assert upload(APIClient(), coffee_png, Authorization="Bearer fk_guess").status_code == 401
+    wrong = upload(APIClient(), coffee_png, Authorization="Bearer fk_guess")
     ApiKey.objects.filter(id=api_key.id).update(active=False)
-    assert upload(APIClient(), coffee_png, Authorization=f"Bearer {key}").status_code == 401
+    revoked = upload(APIClient(), coffee_png, Authorization=f"Bearer {key}")
+
+    for response in (wrong, revoked):
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "authentication_failed"
+        assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", "/image"), ("get", "/image"), ("get", f"/image/{uuid.uuid4()}"), ("get", "/media/detections/a.jpg")],
+)
+def test_a_missing_key_and_a_wrong_key_have_their_own_codes(settings, method, path):
+    settings.API_KEYS = ["a-key-from-the-environment"]
+    settings.API_KEYS_REQUIRED_FOR_READ = True
+    send = getattr(APIClient(), method)
+
+    missing = send(path)
+    wrong = send(path, headers={"X-API-Key": "a-key-from-the-environmenT"})
+
+    assert (missing.status_code, missing.json()["error"]["code"]) == (401, "not_authenticated")
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (401, "authentication_failed")
+
+
+@pytest.mark.parametrize("header", ["Authorization", "X-API-Key"])
+def test_with_no_key_configured_a_presented_key_is_ignored(coffee_png, header):
+    value = "Bearer anything" if header == "Authorization" else "anything"
+
+    assert upload(APIClient(), coffee_png, **{header: value}).status_code == 201
+    assert APIClient().get("/image", headers={header: value}).status_code == 200
 
 
 def test_keys_from_the_environment_work(coffee_png, settings):
@@ -74,9 +106,9 @@ def test_reads_stay_open_unless_configured(coffee_png, settings):
 
 def test_a_logged_in_operator_uploads_from_the_page_with_the_csrf_token(coffee_png):
     api_key_create(name="camera")
-    get_user_model().objects.create_superuser("operator", "", "a long pass phrase")
+    operator = get_user_model().objects.create_superuser("operator", "", "a long pass phrase")
     browser = Client(enforce_csrf_checks=True)
-    browser.login(username="operator", password="a long pass phrase")
+    browser.force_login(operator)
     token = browser.get("/").context["csrf_token"]
 
     without_token = browser.post("/image", {"image": SimpleUploadedFile("p", coffee_png)})
