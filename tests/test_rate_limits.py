@@ -1,6 +1,7 @@
 """Rate limits per API key and per client address, answered with 429 and Retry-After."""
 
 import uuid
+from contextlib import ExitStack
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -94,19 +95,17 @@ def test_processes_sharing_redis_share_the_counts(tmp_path, redis_url, http):
     # Two servers on one Redis, as with WORKERS>1 or replicas: one allowance between them. A key of
     # its own keeps this test's counter apart from any other run's.
     key = f"shared-{uuid.uuid4().hex}"
-    configuration = {"REDIS_URL": redis_url, "API_KEYS": key, "THROTTLE_READS": "3/min"}
-    first_root, second_root = tmp_path / "first", tmp_path / "second"
-    first_root.mkdir()
-    second_root.mkdir()
-    with (
-        embedded_configuration(first_root) as first_configuration,
-        embedded_configuration(second_root) as second_configuration,
-        running_server(first_root, {**first_configuration, **configuration}) as first,
-        running_server(second_root, {**second_configuration, **configuration}) as second,
-    ):
+    shared = {"REDIS_URL": redis_url, "API_KEYS": key, "THROTTLE_READS": "3/min"}
+    with ExitStack() as stack:
+        servers = []
+        for name in ("first", "second"):
+            root = tmp_path / name
+            root.mkdir()
+            configuration = stack.enter_context(embedded_configuration(root))
+            servers.append(stack.enter_context(running_server(root, {**configuration, **shared})))
         statuses = [
             http.get(server.base_url + "/image", headers={"X-API-Key": key}, timeout=10).status_code
-            for server in (first, second, first, second)
+            for server in servers * 2
         ]
 
     assert statuses == [200, 200, 200, 429]
