@@ -2,7 +2,7 @@
 
 Counts live in the default cache: Redis (shared by all processes) when REDIS_URL is set. When that
 Redis is out of reach the limits fail open: requests go through uncounted until it is back, and the
-outage is logged once when it starts and once when it ends, with the number of requests let through.
+outage is logged once when it starts and once when it ends, with the number of checks it skipped.
 """
 
 import logging
@@ -28,7 +28,7 @@ CACHE_RETRY_SECONDS = 5.0
 
 
 class CacheOutage:
-    """Whether the cache answered lately, and how many requests went uncounted since it stopped."""
+    """Whether the cache answered lately, and how many checks (rate limits, wrong keys) it skipped."""
 
     def __init__(self) -> None:
         self.since: float | None = None
@@ -60,7 +60,7 @@ class CacheOutage:
         if self.since is None:
             return
         logger.warning(
-            "rate limits are back on after %.0f s without the cache; %d request(s) went through uncounted",
+            "rate limits are back on after %.0f s without the cache; %d check(s) went uncounted",
             time.monotonic() - self.since,
             self.uncounted,
         )

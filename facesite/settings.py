@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from facesite.caches import caches
 from facesite.env import env_bool, env_float, env_int, env_list, env_str
 from facesite.hosts import machine_hosts
 from facesite.layers import channel_layers
@@ -188,20 +189,9 @@ WEBSOCKET_MAX_BUFFER_BYTES = env_int("WEBSOCKET_MAX_BUFFER_BYTES", 1024 * 1024)
 # Proxies in front whose X-Forwarded-For to trust for the client address (1 behind one nginx).
 NUM_PROXIES = env_int("NUM_PROXIES", 0)
 
-# Seconds the rate limits wait for Redis (connecting, then each answer) before letting a request through
-# uncounted: a Redis that does not answer must not hold requests (access/throttling.py).
-REDIS_CACHE_TIMEOUT = env_float("REDIS_CACHE_TIMEOUT", 0.5)
-CACHES = {
-    "default": (
-        {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "OPTIONS": {"socket_connect_timeout": REDIS_CACHE_TIMEOUT, "socket_timeout": REDIS_CACHE_TIMEOUT},
-        }
-        if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    )
-}
+# Seconds the rate limits wait for Redis (to connect, then for each answer) before letting a request
+# through uncounted.
+CACHES = caches(REDIS_URL, timeout=env_float("REDIS_CACHE_TIMEOUT", 0.5))
 
 # Admin login (django-axes, counts in the database: shared by every process, and independent of Redis).
 AXES_FAILURE_LIMIT = AUTH_FAILURE_LIMIT
