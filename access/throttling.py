@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from redis.exceptions import RedisError
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
-from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+from rest_framework.throttling import SimpleRateThrottle
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,9 +70,29 @@ class CacheOutage:
 cache_outage = CacheOutage()
 
 
+def forwarded_client(*, remote_addr: str, forwarded_for: str | None) -> str:
+    """The client's address: the peer's, or behind NUM_PROXIES trusted proxies the address the farthest
+    of them put in X-Forwarded-For (anything before it is the client's own word, and ignored)."""
+    proxies = settings.NUM_PROXIES
+    if not proxies or not forwarded_for:
+        return remote_addr
+    addresses = forwarded_for.split(",")
+    return addresses[-min(proxies, len(addresses))].strip()
+
+
 def client_address(request: HttpRequest | Request) -> str:
-    """The client's address: REMOTE_ADDR, or X-Forwarded-For as seen by NUM_PROXIES trusted proxies."""
-    return BaseThrottle().get_ident(request)
+    return forwarded_client(
+        remote_addr=request.META.get("REMOTE_ADDR", "unknown"), forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR")
+    )
+
+
+def scope_client_address(scope: dict) -> str:
+    """client_address for an ASGI scope (a websocket handshake)."""
+    forwarded_for = dict(scope["headers"]).get(b"x-forwarded-for")
+    return forwarded_client(
+        remote_addr=(scope.get("client") or ("unknown", 0))[0],
+        forwarded_for=forwarded_for.decode("latin-1") if forwarded_for else None,
+    )
 
 
 class ClientRateThrottle(SimpleRateThrottle):

@@ -7,16 +7,12 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from access.services import api_key_check, keys_configured
-from access.throttling import auth_failures_wait
+from access.throttling import auth_failures_wait, scope_client_address
 
 # Browsers cannot set headers on a websocket: a page passes its key as a subprotocol,
 # new WebSocket(url, ["faces", "api-key." + key]), and the server answers with "faces".
 FACES_SUBPROTOCOL = "faces"
 KEY_SUBPROTOCOL_PREFIX = "api-key."
-
-
-def socket_address(scope: dict) -> str:
-    return (scope.get("client") or ("unknown", 0))[0]
 
 
 class OpenSockets:
@@ -58,7 +54,7 @@ def _key_may_listen(scope: dict) -> bool:
     if not keys_configured():
         return True
     key = presented_websocket_key(scope)
-    address = socket_address(scope)
+    address = scope_client_address(scope)
     if not key or auth_failures_wait(address=address) is not None:
         return False
     return api_key_check(key=key, address=address) is not None

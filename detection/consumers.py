@@ -4,7 +4,8 @@ from functools import lru_cache
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from access.websockets import accepted_subprotocol, open_sockets, socket_address, websocket_may_listen
+from access.throttling import scope_client_address
+from access.websockets import accepted_subprotocol, open_sockets, websocket_may_listen
 from detection.broadcast import FACES_GROUP
 from detection.relay import GroupRelay
 from detection.serializers import with_base_url
@@ -45,7 +46,7 @@ class FacesConsumer(AsyncWebsocketConsumer):
     address: str | None = None  # holds a place in access.websockets.open_sockets while set
 
     async def connect(self) -> None:
-        address = socket_address(self.scope)
+        address = scope_client_address(self.scope)
         # Reserved before any await, released on every path that does not end accepted.
         if not open_sockets.reserve(address):
             await self.close()  # refuses the handshake (HTTP 403)

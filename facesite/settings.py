@@ -207,7 +207,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["access.permissions.KeyRequiredWhenConfigured"],
     "DEFAULT_THROTTLE_CLASSES": ["access.throttling.ClientRateThrottle"],
-    "NUM_PROXIES": NUM_PROXIES,  # 0, not None: DRF would trust any X-Forwarded-For without a proxy count
+    "NUM_PROXIES": NUM_PROXIES,  # for DRF's own get_ident; ours is access.throttling.client_address
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "detection.errors_http.api_exception_handler",

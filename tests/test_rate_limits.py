@@ -74,7 +74,7 @@ def reads_from(address: str, forwarded_for: str) -> int:
 
 def test_behind_a_proxy_each_forwarded_client_has_its_own_allowance(settings):
     settings.THROTTLE_RATES = {"uploads": "1/min", "reads": "1/min"}
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    settings.NUM_PROXIES = 1
     proxy = "10.0.0.2"
 
     # The proxy appends the address it saw; what the client wrote before it does not count.

@@ -60,3 +60,23 @@ async def test_a_handshake_refused_after_its_place_was_reserved_gives_the_place_
     assert accepted == [True, True, False]
     for listener in listeners[:2]:
         await listener.disconnect()
+
+
+def forwarded_client(forwarded_for: str) -> WebsocketCommunicator:
+    headers = [(b"host", b"testserver"), (b"x-forwarded-for", forwarded_for.encode())]
+    return WebsocketCommunicator(application, "/faces", headers=headers)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("num_proxies", "expected"), [(1, [True, True, False]), (0, [True, False, False])])
+async def test_behind_a_proxy_the_cap_counts_each_forwarded_client(settings, num_proxies, expected):
+    settings.WEBSOCKET_MAX_PER_CLIENT = 1
+    settings.NUM_PROXIES = num_proxies
+    sockets = [forwarded_client(address) for address in ("192.0.2.1", "192.0.2.2", "198.51.100.1, 192.0.2.1")]
+
+    accepted = [(await socket.connect(timeout=5))[0] for socket in sockets]
+
+    assert accepted == expected  # without NUM_PROXIES the header is the client's word: ignored
+    for socket, connected in zip(sockets, accepted, strict=True):
+        if connected:
+            await socket.disconnect()
