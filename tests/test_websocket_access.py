@@ -1,14 +1,20 @@
 """With API_KEYS_REQUIRED_FOR_READ, /faces needs what GET /image needs: a key, or a staff login."""
 
+import asyncio
+import json
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.test import Client
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from access.services import api_key_create
 from facesite.asgi import application
+from tests.live_server import embedded_configuration, running_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -91,3 +97,31 @@ async def test_without_the_setting_anyone_listens(settings):
     await sync_to_async(api_key_create)(name="camera")
 
     assert (await handshake(client()))[0]
+
+
+async def test_through_the_real_server_the_key_opens_the_socket_and_is_never_logged(tmp_path, coffee_png, http):
+    key = "a-key-that-must-not-reach-the-logs"
+    protected = {"API_KEYS": key, "API_KEYS_REQUIRED_FOR_READ": "true"}
+    with (
+        embedded_configuration(tmp_path) as configuration,
+        running_server(tmp_path, {**configuration, **protected}) as server,
+    ):
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(server.ws_url, proxy=None)
+        async with (
+            connect(server.ws_url, proxy=None, subprotocols=["faces", f"api-key.{key}"]) as browser_like,
+            connect(server.ws_url, proxy=None, additional_headers={"X-API-Key": key}) as script,
+        ):
+            body = (
+                await asyncio.to_thread(
+                    http.post, server.base_url + "/image", files={"image": coffee_png}, headers={"X-API-Key": key}
+                )
+            ).json()
+            messages = [json.loads(await asyncio.wait_for(socket.recv(), 10)) for socket in (browser_like, script)]
+            subprotocol = browser_like.subprotocol
+        output = server.output()
+
+    assert refused.value.response.status_code == 403
+    assert subprotocol == "faces"
+    assert [message["id"] for message in messages] == [body["id"]] * 2
+    assert key not in output
