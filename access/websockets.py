@@ -1,10 +1,12 @@
 """Who may listen on the /faces websocket: the rule of HTTP reads, and a cap per client address."""
 
 from collections import Counter
+from importlib import import_module
 
 from channels.auth import get_user
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.http.cookie import parse_cookie
 
 from access.services import api_key_check, keys_configured
 from access.throttling import auth_failures_wait, scope_client_address
@@ -60,12 +62,20 @@ def _key_may_listen(scope: dict) -> bool:
     return api_key_check(key=key, address=address) is not None
 
 
+def with_session(scope: dict) -> dict:
+    """The scope with the session its cookie names (loaded only when read), as channels.auth expects.
+    Done here rather than by Channels' session middleware, which would cost every handshake a thread hop."""
+    cookies = parse_cookie(dict(scope["headers"]).get(b"cookie", b"").decode("latin-1"))
+    session_store = import_module(settings.SESSION_ENGINE).SessionStore
+    return {**scope, "session": session_store(cookies.get(settings.SESSION_COOKIE_NAME))}
+
+
 async def websocket_may_listen(*, scope: dict) -> bool:
     """Open to all unless API_KEYS_REQUIRED_FOR_READ; then a valid API key (subprotocol or header)
     or a staff session (the page at /, whose cookie the browser sends) is needed, as for GET /image."""
     if not settings.API_KEYS_REQUIRED_FOR_READ:
         return True
-    if (await get_user(scope)).is_staff:
+    if (await get_user(with_session(scope))).is_staff:
         return True
     return await _key_may_listen(scope)
 

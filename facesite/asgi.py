@@ -8,7 +8,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "facesite.settings")
 django_asgi_app = get_asgi_application()  # before importing code that touches models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.sessions import SessionMiddlewareStack  # noqa: E402
 
 from detection.routing import websocket_urlpatterns  # noqa: E402
 from facesite.limits import RequestBodyLimit  # noqa: E402
@@ -19,8 +18,7 @@ application = IgnoreClientRootPath(
     ProtocolTypeRouter(
         {
             "http": RequestBodyLimit(django_asgi_app),
-            # The session (read only if API_KEYS_REQUIRED_FOR_READ) lets a logged-in staff user's page listen.
-            "websocket": BrowserOriginValidator(SessionMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns)),
         }
     )
 )
