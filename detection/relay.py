@@ -7,6 +7,7 @@ clients, and passes the text to each of them in turn.
 """
 
 import asyncio
+import contextlib
 import logging
 from typing import Protocol
 
@@ -33,22 +34,17 @@ class GroupRelay:
         self.clients: set[Client] = set()
         self.task: asyncio.Task | None = None
         self.first_attempt: asyncio.Future | None = None  # done once the task has tried to join
-        self.in_group = False
 
-    async def join(self) -> bool:
-        """True once this process is in the group: from then on no broadcast is missed. False when
-        the channel layer is out of reach (or does not answer within JOIN_WAIT_SECONDS): the relay
-        keeps trying, and its clients hear broadcasts again once it is in."""
+    async def join(self) -> None:
+        """Returns once this process is in the group (from then on no broadcast is missed), or once
+        joining failed or took JOIN_WAIT_SECONDS (the channel layer is out of reach): the relay keeps
+        trying meanwhile, and its clients hear broadcasts again once it is in."""
         loop = asyncio.get_running_loop()
         if self.task is None or self.task.done() or self.task.get_loop() is not loop:
             self.first_attempt = loop.create_future()
-            self.in_group = False
             self.task = asyncio.create_task(self.run(self.first_attempt))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.first_attempt), JOIN_WAIT_SECONDS)
-        except TimeoutError:
-            return False
-        return self.in_group
 
     def add(self, client: Client) -> None:
         self.clients.add(client)
@@ -96,7 +92,6 @@ class GroupRelay:
                     first_attempt.set_result(None)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
-            self.in_group = True
             if first_attempt.done():
                 logger.warning("joined group %r: its clients hear broadcasts again", self.group)
             else:
