@@ -81,6 +81,7 @@ def forwarded_client(*, remote_addr: str, forwarded_for: str | None) -> str:
 
 
 def client_address(request: HttpRequest | Request) -> str:
+    """The address every limit counts against (also django-axes' AXES_CLIENT_IP_CALLABLE)."""
     return forwarded_client(
         remote_addr=request.META.get("REMOTE_ADDR", "unknown"), forwarded_for=request.META.get("HTTP_X_FORWARDED_FOR")
     )

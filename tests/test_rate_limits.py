@@ -109,3 +109,23 @@ def test_processes_sharing_redis_share_the_counts(tmp_path, redis_url, http):
         ]
 
     assert statuses == [200, 200, 200, 429]
+
+
+def test_behind_nginx_as_compose_configures_it_a_made_up_forwarded_for_buys_nothing(tmp_path, http):
+    # compose: PROXY_HEADERS=true (Daphne takes the leftmost X-Forwarded-For as the peer, which the client
+    # wrote itself) and NUM_PROXIES=1 (the limits take the address nginx appended, the rightmost).
+    proxy_settings = {"PROXY_HEADERS": "true", "NUM_PROXIES": "1", "THROTTLE_READS": "1/min"}
+    with (
+        embedded_configuration(tmp_path) as configuration,
+        running_server(tmp_path, {**configuration, **proxy_settings}) as server,
+    ):
+
+        def read(forwarded_for: str) -> int:
+            return http.get(
+                server.base_url + "/image", headers={"X-Forwarded-For": forwarded_for}, timeout=10
+            ).status_code
+
+        # What nginx forwards: whatever the client sent, then the address nginx saw.
+        statuses = [read("198.51.100.1, 192.0.2.1"), read("198.51.100.2, 192.0.2.1"), read("192.0.2.2")]
+
+    assert statuses == [200, 429, 200]
