@@ -218,3 +218,30 @@ async def test_a_new_websocket_is_accepted_while_redis_is_down_and_hears_broadca
     assert connected
     assert (await client.receive_json_from(timeout=5))["id"] == body["id"]
     await client.disconnect()
+
+
+@pytest.fixture
+def silent_redis(settings, fresh_outage) -> Iterator[str]:
+    """A Redis that accepts connections and never answers (a hung server, a dropped route), as cache and layer."""
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as silent:
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        settings.CACHES = caches(url, timeout=0.5)
+        settings.CHANNEL_LAYERS = channel_layers(url)
+        yield url
+
+
+@pytest.mark.timeout(60)
+async def test_a_redis_that_does_not_answer_holds_neither_an_upload_nor_a_new_websocket(silent_redis, coffee_png):
+    client = WebsocketCommunicator(application, "/faces", headers=[(b"host", b"testserver")])
+    started = time.monotonic()
+
+    connected, _ = await client.connect(timeout=30)
+    connecting = time.monotonic() - started
+    uploaded = await upload(coffee_png)
+    uploading = time.monotonic() - started - connecting
+
+    assert connected
+    assert connecting < 10
+    assert uploaded.status_code == 201
+    assert uploading < 10
+    await client.disconnect()
