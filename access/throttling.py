@@ -121,7 +121,9 @@ def _failures_key(address: str) -> str:
 
 def auth_failures_wait(*, address: str) -> int | None:
     """Seconds until `address` may present API keys again, or None while it has had fewer than
-    AUTH_FAILURE_LIMIT wrong ones in the window (AUTH_FAILURE_WINDOW_SECONDS from its first)."""
+    AUTH_FAILURE_LIMIT wrong ones in the window (AUTH_FAILURE_WINDOW_SECONDS from its first); 0: no limit."""
+    if not settings.AUTH_FAILURE_LIMIT:
+        return None
 
     def wait() -> int | None:
         key = _failures_key(address)

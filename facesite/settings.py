@@ -179,7 +179,7 @@ THROTTLE_RATES = {
     "reads": env_str("THROTTLE_READS", "1200/min"),
 }
 # Wrong API keys (or admin passwords) one client address may send in a window from the first one;
-# past that, API requests with a key get 429 with Retry-After and the admin login is locked.
+# past that, API requests with a key get 429 with Retry-After and the admin login is locked. 0: no limit.
 AUTH_FAILURE_LIMIT = env_int("AUTH_FAILURE_LIMIT", 10)
 AUTH_FAILURE_WINDOW_SECONDS = env_int("AUTH_FAILURE_WINDOW_SECONDS", 600)
 # Websocket connections one client address may hold open on /faces (per process).
@@ -194,6 +194,7 @@ NUM_PROXIES = env_int("NUM_PROXIES", 0)
 CACHES = caches(REDIS_URL, timeout=env_float("REDIS_CACHE_TIMEOUT", 0.5))
 
 # Admin login (django-axes, counts in the database: shared by every process, and independent of Redis).
+AXES_ENABLED = AUTH_FAILURE_LIMIT > 0
 AXES_FAILURE_LIMIT = AUTH_FAILURE_LIMIT
 AXES_COOLOFF_TIME = AUTH_FAILURE_WINDOW_SECONDS / 3600  # hours
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]

@@ -91,3 +91,12 @@ def test_the_admin_login_locks_an_address_out_after_wrong_passwords():
     assert set(attempts[LIMIT:]) == {429}
     assert right_password.status_code == 429
     assert elsewhere.status_code == 302  # logged in: the lockout is per address
+
+
+def test_a_limit_of_zero_means_no_limit(settings):
+    settings.AUTH_FAILURE_LIMIT = 0
+
+    statuses = [guess("192.0.2.1", f"guess-{number}").status_code for number in range(LIMIT * 2)]
+
+    assert set(statuses) == {401}
+    assert guess("192.0.2.1", KEY).status_code == 200
