@@ -67,6 +67,7 @@ def forwarded_client(forwarded_for: str) -> WebsocketCommunicator:
     return WebsocketCommunicator(application, "/faces", headers=headers)
 
 
+@pytest.mark.django_db(transaction=True)  # Channels closes old database connections on each message
 @pytest.mark.parametrize(("num_proxies", "expected"), [(1, [True, True, False]), (0, [True, False, False])])
 async def test_behind_a_proxy_the_cap_counts_each_forwarded_client(settings, num_proxies, expected):
     settings.WEBSOCKET_MAX_PER_CLIENT = 1
