@@ -1,5 +1,7 @@
 """Guessing is not free: wrong API keys and wrong admin passwords are throttled per client address."""
 
+import time
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -100,3 +102,17 @@ def test_a_limit_of_zero_means_no_limit(settings):
 
     assert set(statuses) == {401}
     assert guess("192.0.2.1", KEY).status_code == 200
+
+
+def test_the_address_may_try_again_once_its_window_has_ended(settings):
+    settings.AUTH_FAILURE_WINDOW_SECONDS = 1
+    for number in range(LIMIT):
+        guess("192.0.2.1", f"guess-{number}")
+    locked = guess("192.0.2.1", KEY)
+
+    deadline = time.monotonic() + 10
+    while (status := guess("192.0.2.1", KEY).status_code) == 429 and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert (locked.status_code, locked["Retry-After"]) == (429, "1")
+    assert status == 200
