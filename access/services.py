@@ -7,6 +7,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from access.models import ApiKey
+from access.throttling import auth_failure_record
 
 KEY_PREFIX = "fk_"
 
@@ -35,13 +36,16 @@ def keys_configured() -> bool:
     return bool(settings.API_KEYS) or ApiKey.objects.filter(active=True).exists()
 
 
-def api_key_check(*, key: str) -> str | None:
-    """The identity behind a valid key ("env:<prefix>" or "key:<id>"), or None."""
+def api_key_check(*, key: str, address: str) -> str | None:
+    """The identity behind a valid key, or None; a wrong key counts against `address` (see
+    access.throttling.auth_failures_wait). Identities name the whole key: "env:<its hash>" for
+    API_KEYS (keys that start alike are still apart), "key:<id>" for the admin's."""
     hashed = hash_key(key)
     if any(secrets.compare_digest(hashed, hash_key(configured)) for configured in settings.API_KEYS):
-        return f"env:{key[:6]}"
+        return f"env:{hashed[:32]}"
     api_key = ApiKey.objects.filter(hashed=hashed, active=True).first()
     if api_key is None:
+        auth_failure_record(address=address)
         return None
     ApiKey.objects.filter(id=api_key.id).update(last_used_at=timezone.now())
     return f"key:{api_key.id}"

@@ -1,10 +1,11 @@
 import json
-from collections import Counter
 from functools import lru_cache
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from access.throttling import scope_client_address
+from access.websockets import accepted_subprotocol, open_sockets, websocket_may_listen
 from detection.broadcast import FACES_GROUP
 from detection.relay import GroupRelay
 from detection.serializers import with_base_url
@@ -42,29 +43,41 @@ class FacesConsumer(AsyncWebsocketConsumer):
     """
 
     channel_layer_alias = None  # no layer channel per socket: faces_relay receives for all of them
-    # Open sockets per client address in this process: one address cannot take every socket.
-    open_per_client: Counter[str] = Counter()
-    client: str | None = None  # set once the socket is accepted and counted
+    address: str | None = None  # holds a place in access.websockets.open_sockets while set
 
     async def connect(self) -> None:
-        client = (self.scope.get("client") or ("unknown", 0))[0]
-        if self.open_per_client[client] >= settings.WEBSOCKET_MAX_PER_CLIENT:
+        address = scope_client_address(self.scope)
+        # Reserved before any await, released on every path that does not end accepted.
+        if not open_sockets.reserve(address):
             await self.close()  # refuses the handshake (HTTP 403)
             return
+        accepted = False
+        try:
+            accepted = await self.admit()
+        finally:
+            if accepted:
+                self.address = address
+            else:
+                open_sockets.release(address)
+
+    async def admit(self) -> bool:
+        if not await websocket_may_listen(scope=self.scope):
+            await self.close()
+            return False
         self.base_url = scope_base_url(self.scope)
-        await faces_relay.join()  # before accepting: once the client is told it is in, it misses nothing
-        await self.accept()
-        self.client = client
-        self.open_per_client[client] += 1
+        # Before accepting: once the client is told it is in, it misses nothing. With the channel layer
+        # out of reach the client is accepted all the same, and hears broadcasts once the relay is back.
+        await faces_relay.join()
+        await self.accept(subprotocol=accepted_subprotocol(self.scope))
         faces_relay.add(self)
+        return True
 
     async def disconnect(self, code: int) -> None:
-        if self.client is None:
+        if self.address is None:
             return  # refused at connect: never counted, never added
         faces_relay.discard(self)
-        self.open_per_client[self.client] -= 1
-        if not self.open_per_client[self.client]:
-            del self.open_per_client[self.client]
+        open_sockets.release(self.address)
+        self.address = None
 
     async def relay(self, text: str) -> None:
         await self.send(text_data=client_text(text, self.base_url))

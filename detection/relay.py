@@ -7,6 +7,7 @@ clients, and passes the text to each of them in turn.
 """
 
 import asyncio
+import contextlib
 import logging
 from typing import Protocol
 
@@ -17,6 +18,8 @@ logger = logging.getLogger(__name__)
 # The Redis core layer forgets a member after its group_expiry (a day by default): rejoin well before.
 REJOIN_SECONDS = 3600
 RETRY_SECONDS = 1.0
+# How long a new client waits for the process to join the group before it is accepted anyway.
+JOIN_WAIT_SECONDS = 5.0
 # Let the event loop serve requests between batches of a large broadcast.
 CLIENTS_PER_TURN = 500
 
@@ -30,15 +33,18 @@ class GroupRelay:
         self.group = group
         self.clients: set[Client] = set()
         self.task: asyncio.Task | None = None
-        self.joined: asyncio.Future | None = None
+        self.first_attempt: asyncio.Future | None = None  # done once the task has tried to join
 
     async def join(self) -> None:
-        """Returns once this process is in the group: from then on no broadcast is missed."""
+        """Returns once this process is in the group (from then on no broadcast is missed), or once
+        joining failed or took JOIN_WAIT_SECONDS (the channel layer is out of reach): the relay keeps
+        trying meanwhile, and its clients hear broadcasts again once it is in."""
         loop = asyncio.get_running_loop()
         if self.task is None or self.task.done() or self.task.get_loop() is not loop:
-            self.joined = loop.create_future()
-            self.task = asyncio.create_task(self.run(self.joined))
-        await asyncio.shield(self.joined)
+            self.first_attempt = loop.create_future()
+            self.task = asyncio.create_task(self.run(self.first_attempt))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.first_attempt), JOIN_WAIT_SECONDS)
 
     def add(self, client: Client) -> None:
         self.clients.add(client)
@@ -47,17 +53,15 @@ class GroupRelay:
         self.clients.discard(client)
         if not self.clients and self.task is not None:
             self.task.cancel()  # it leaves the group on its way out
-            self.task = self.joined = None
+            self.task = self.first_attempt = None
 
-    async def run(self, joined: asyncio.Future) -> None:
+    async def run(self, first_attempt: asyncio.Future) -> None:
         layer = get_channel_layer()
         try:
-            channel = await layer.new_channel()
-            await layer.group_add(self.group, channel)
-        except Exception as error:
-            joined.set_exception(error)  # the next join() starts over
-            return
-        joined.set_result(None)
+            channel = await self.enter(layer, first_attempt)
+        finally:
+            if not first_attempt.done():  # cancelled before its first attempt ended: nobody waits forever
+                first_attempt.set_result(None)
         rejoining = asyncio.create_task(self.keep_joined(layer, channel))
         try:
             while True:
@@ -75,6 +79,24 @@ class GroupRelay:
                 await layer.group_discard(self.group, channel)
             except Exception:
                 logger.warning("could not leave group %r; the membership expires by itself", self.group)
+
+    async def enter(self, layer: object, first_attempt: asyncio.Future) -> str:
+        """A channel of this process in the group, trying again every RETRY_SECONDS until it is."""
+        while True:
+            try:
+                channel = await layer.new_channel()
+                await layer.group_add(self.group, channel)
+            except Exception as error:
+                if not first_attempt.done():
+                    logger.error("cannot join group %r (%s); trying again every %s s", self.group, error, RETRY_SECONDS)
+                    first_attempt.set_result(None)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            if first_attempt.done():
+                logger.warning("joined group %r: its clients hear broadcasts again", self.group)
+            else:
+                first_attempt.set_result(None)
+            return channel
 
     async def keep_joined(self, layer: object, channel: str, *, first_wait: float = REJOIN_SECONDS) -> None:
         await asyncio.sleep(first_wait)

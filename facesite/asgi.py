@@ -12,10 +12,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from detection.routing import websocket_urlpatterns  # noqa: E402
 from facesite.limits import RequestBodyLimit  # noqa: E402
 from facesite.origins import BrowserOriginValidator  # noqa: E402
+from facesite.root_path import IgnoreClientRootPath  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": RequestBodyLimit(django_asgi_app),
-        "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns)),
-    }
+application = IgnoreClientRootPath(
+    ProtocolTypeRouter(
+        {
+            "http": RequestBodyLimit(django_asgi_app),
+            "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns)),
+        }
+    )
 )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from facesite.caches import caches
 from facesite.env import env_bool, env_float, env_int, env_list, env_str
 from facesite.hosts import machine_hosts
 from facesite.layers import channel_layers
@@ -54,6 +55,7 @@ INSTALLED_APPS = [
     "django_tasks",
     "detection",
     "access",
+    "axes",  # admin login: lockout after repeated wrong passwords
 ]
 
 MIDDLEWARE = [
@@ -67,7 +69,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
+
+# django-axes first: it refuses an address locked out for wrong passwords before the password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 ROOT_URLCONF = "facesite.urls"
 ASGI_APPLICATION = "facesite.asgi.application"
@@ -185,6 +191,10 @@ THROTTLE_RATES = {
     "uploads": env_str("THROTTLE_UPLOADS", "60/min"),
     "reads": env_str("THROTTLE_READS", "1200/min"),
 }
+# Wrong API keys (or admin passwords) one client address may send in a window from the first one;
+# past that, API requests with a key get 429 with Retry-After and the admin login is locked. 0: no limit.
+AUTH_FAILURE_LIMIT = env_int("AUTH_FAILURE_LIMIT", 10)
+AUTH_FAILURE_WINDOW_SECONDS = env_int("AUTH_FAILURE_WINDOW_SECONDS", 600)
 # Websocket connections one client address may hold open on /faces (per process).
 WEBSOCKET_MAX_PER_CLIENT = env_int("WEBSOCKET_MAX_PER_CLIENT", 50)
 # Unread bytes a websocket client may leave queued in this server before it is disconnected.
@@ -192,13 +202,17 @@ WEBSOCKET_MAX_BUFFER_BYTES = env_int("WEBSOCKET_MAX_BUFFER_BYTES", 1024 * 1024)
 # Proxies in front whose X-Forwarded-For to trust for the client address (1 behind one nginx).
 NUM_PROXIES = env_int("NUM_PROXIES", 0)
 
-CACHES = {
-    "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-        if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    )
-}
+# Seconds the rate limits wait for Redis (to connect, then for each answer) before letting a request
+# through uncounted.
+CACHES = caches(REDIS_URL, timeout=env_float("REDIS_CACHE_TIMEOUT", 0.5))
+
+# Admin login (django-axes, counts in the database: shared by every process, and independent of Redis).
+AXES_ENABLED = AUTH_FAILURE_LIMIT > 0
+AXES_FAILURE_LIMIT = AUTH_FAILURE_LIMIT
+AXES_COOLOFF_TIME = AUTH_FAILURE_WINDOW_SECONDS / 3600  # hours
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "access.throttling.client_address"  # the same address as the API's limits
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -207,7 +221,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["access.permissions.KeyRequiredWhenConfigured"],
     "DEFAULT_THROTTLE_CLASSES": ["access.throttling.ClientRateThrottle"],
-    "NUM_PROXIES": NUM_PROXIES or None,
+    "NUM_PROXIES": NUM_PROXIES,  # for DRF's own get_ident; ours is access.throttling.client_address
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "detection.errors_http.api_exception_handler",

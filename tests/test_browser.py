@@ -493,3 +493,34 @@ def test_the_api_docs_form_starts_from_the_defaults_and_finds_the_astronauts_fac
     body = json.loads(answer.inner_text())
     assert body["face_count"] == 1
     assert overlap(body["faces"][0]["box"], ASTRONAUT_FACE) > 0.5
+
+
+def log_in(page: Page, base_url: str) -> None:
+    page.goto(base_url + "/admin/login/?next=/")
+    page.fill("#id_username", ADMIN_USERNAME)
+    page.fill("#id_password", ADMIN_PASSWORD)
+    page.click("input[type=submit]")
+
+
+def test_with_keys_required_for_reading_the_staff_page_still_lives(
+    open_page: OpenPage, tmp_path: Path, http: requests.Session, astronaut_file: Path
+) -> None:
+    key = "a-key-for-the-camera-script"
+    protected = {**SUPERUSER, "API_KEYS": key, "API_KEYS_REQUIRED_FOR_READ": "true"}
+    with (
+        embedded_configuration(tmp_path) as configuration,
+        running_server(tmp_path, {**configuration, **protected}) as server,
+    ):
+        page = open_page()
+        log_in(page, server.base_url)
+        expect(page).to_have_url(server.base_url + "/")
+        expect_live(page)  # the websocket was let in on the staff session
+
+        with astronaut_file.open("rb") as image:
+            response = http.post(
+                server.base_url + "/image", files={"image": image}, headers={"X-API-Key": key}, timeout=30
+            )
+        assert response.status_code == 201, response.text
+
+        expect(card_of(page, response.json())).to_be_visible(timeout=LIVE_MS)
+        page.close()  # before its server stops, which the page would try to reconnect to

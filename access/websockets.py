@@ -1,0 +1,85 @@
+"""Who may listen on the /faces websocket: the rule of HTTP reads, and a cap per client address."""
+
+from collections import Counter
+from importlib import import_module
+
+from channels.auth import get_user
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.http.cookie import parse_cookie
+
+from access.services import api_key_check, keys_configured
+from access.throttling import auth_failures_wait, scope_client_address
+
+# Browsers cannot set headers on a websocket: a page passes its key as a subprotocol,
+# new WebSocket(url, ["faces", "api-key." + key]), and the server answers with "faces".
+FACES_SUBPROTOCOL = "faces"
+KEY_SUBPROTOCOL_PREFIX = "api-key."
+
+
+class OpenSockets:
+    """Sockets open (or being opened) per client address in this process, at most
+    WEBSOCKET_MAX_PER_CLIENT each. A place is reserved before the handshake awaits anything, so
+    handshakes that arrive together cannot all pass the check before any of them is counted."""
+
+    def __init__(self) -> None:
+        self.per_address: Counter[str] = Counter()
+
+    def reserve(self, address: str) -> bool:
+        if self.per_address[address] >= settings.WEBSOCKET_MAX_PER_CLIENT:
+            return False
+        self.per_address[address] += 1
+        return True
+
+    def release(self, address: str) -> None:
+        self.per_address[address] -= 1
+        if self.per_address[address] <= 0:
+            del self.per_address[address]
+
+
+open_sockets = OpenSockets()
+
+
+def presented_websocket_key(scope: dict) -> str | None:
+    for subprotocol in scope.get("subprotocols", []):
+        if subprotocol.startswith(KEY_SUBPROTOCOL_PREFIX):
+            return subprotocol.removeprefix(KEY_SUBPROTOCOL_PREFIX)
+    headers = dict(scope["headers"])
+    authorization = headers.get(b"authorization", b"").decode("latin-1")
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return headers.get(b"x-api-key", b"").decode("latin-1") or None
+
+
+@database_sync_to_async
+def _key_may_listen(scope: dict) -> bool:
+    if not keys_configured():
+        return True
+    key = presented_websocket_key(scope)
+    address = scope_client_address(scope)
+    if not key or auth_failures_wait(address=address) is not None:
+        return False
+    return api_key_check(key=key, address=address) is not None
+
+
+def with_session(scope: dict) -> dict:
+    """The scope with the session its cookie names (loaded only when read), as channels.auth expects.
+    Done here rather than by Channels' session middleware, which would cost every handshake a thread hop."""
+    cookies = parse_cookie(dict(scope["headers"]).get(b"cookie", b"").decode("latin-1"))
+    session_store = import_module(settings.SESSION_ENGINE).SessionStore
+    return {**scope, "session": session_store(cookies.get(settings.SESSION_COOKIE_NAME))}
+
+
+async def websocket_may_listen(*, scope: dict) -> bool:
+    """Open to all unless API_KEYS_REQUIRED_FOR_READ; then a valid API key (subprotocol or header)
+    or a staff session (the page at /, whose cookie the browser sends) is needed, as for GET /image."""
+    if not settings.API_KEYS_REQUIRED_FOR_READ:
+        return True
+    if (await get_user(with_session(scope))).is_staff:
+        return True
+    return await _key_may_listen(scope)
+
+
+def accepted_subprotocol(scope: dict) -> str | None:
+    """A browser that offered subprotocols fails the handshake unless the answer names one of them."""
+    return FACES_SUBPROTOCOL if FACES_SUBPROTOCOL in scope.get("subprotocols", []) else None
