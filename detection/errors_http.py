@@ -3,6 +3,7 @@
 Every error, ours or the framework's, has the shape {"error": {"code": ..., "message": ...}}.
 """
 
+import json
 import math
 
 from django.core.exceptions import PermissionDenied
@@ -17,8 +18,10 @@ from detection.errors import (
     ImageMissing,
     ImageTooLarge,
     InvalidParameter,
+    MalformedRequest,
     ProcessingFailed,
     QueueUnavailable,
+    RequestTimeout,
     ServerBusy,
     UnsupportedImageFormat,
     WorkerLost,
@@ -29,6 +32,8 @@ STATUS_BY_ERROR: dict[type[DetectionError], int] = {
     ImageEmpty: 400,
     CorruptImage: 400,
     InvalidParameter: 400,
+    MalformedRequest: 400,
+    RequestTimeout: 408,
     ImageTooLarge: 413,
     UnsupportedImageFormat: 415,
     ServerBusy: 503,
@@ -40,6 +45,11 @@ STATUS_BY_ERROR: dict[type[DetectionError], int] = {
 
 def error_body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
+
+
+def error_json(error: DetectionError) -> tuple[int, bytes]:
+    """Status and JSON body for answers written below Django (facesite/transport.py)."""
+    return STATUS_BY_ERROR[type(error)], json.dumps(error_body(error.code, error.message)).encode()
 
 
 def _validation_message(detail: object) -> str:
