@@ -156,7 +156,8 @@ def run_workers(count: int, host: str, port: int) -> int:
                 child.returncode,
                 children[index].pid,
             )
-    return max(child.wait() for child in children)
+    codes = [child.wait() for child in children]
+    return 0 if all(code == 0 for code in codes) else 1
 
 
 def configuration_error(workers: int) -> str | None:
