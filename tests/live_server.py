@@ -1,9 +1,11 @@
 """The real server, started by ./entrypoint.sh as users start it, for end-to-end and browser tests."""
 
 import base64
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -286,3 +288,20 @@ def read_response(sock: socket.socket, timeout: float) -> tuple[int, dict[str, s
         assert chunk, "closed before the whole body"
         body += chunk
     return int(status_line.split()[1]), headers, body
+
+
+def wait_for(condition: Callable[[], object], seconds: float, what: str) -> object:
+    """Polls `condition` until it returns something true, which it returns; fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"no {what} within {seconds} s"
+        time.sleep(0.05)
+    return result
+
+
+def pending_detections(server: Server) -> int:
+    """Uploads the application is working on, in embedded mode with SQLite: an upload's row is
+    stored pending before its detection runs and done after, in the request."""
+    path = server.env["DATABASE_URL"].removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+        return db.execute("SELECT count(*) FROM detection_detection WHERE status = 'pending'").fetchone()[0]

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 import requests
 from websockets.asyncio.client import connect
 
-from tests.live_server import REPO_ROOT, embedded_configuration, running_server
+from tests.live_server import REPO_ROOT, embedded_configuration, running_server, wait_for
 
 
 @pytest.fixture
@@ -72,14 +71,6 @@ def two_workers(server, *, excluding: set[int] = frozenset()) -> set[int] | None
     found = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout
     children = {int(child) for child in found.split()}
     return children if len(children) == 2 and not children & excluding else None
-
-
-def wait_for(condition, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"no {what} within {seconds} s"
-        time.sleep(0.1)
-    return result
 
 
 def test_a_killed_worker_is_replaced_while_the_others_serve_and_sigterm_stops_all(tmp_path, shared_redis, coffee_png):
