@@ -211,6 +211,14 @@ class TransportRequest(WebRequest):
         if self.requestHeaders.hasHeader(b"transfer-encoding"):
             self.requestHeaders.removeHeader(b"transfer-encoding")
             self.requestHeaders.setRawHeaders(b"content-length", [str(self.received_bytes).encode()])
+        forwarded = self.requestHeaders.getRawHeaders(b"x-forwarded-for")
+        if settings.PROXY_HEADERS and forwarded:
+            # Daphne takes the leftmost address, which the client writes itself (a proxy appends the
+            # address it saw): keep only the one our nearest trusted proxy (NUM_PROXIES, 1) appended.
+            # Websockets too: Daphne hands the upgrade these headers.
+            addresses = [address.strip() for address in b",".join(forwarded).split(b",")]
+            trusted = addresses[-min(max(settings.NUM_PROXIES, 1), len(addresses))]
+            self.requestHeaders.setRawHeaders(b"x-forwarded-for", [trusted])
         super().requestReceived(command, path, version)
 
     def basic_error(self, status: int, status_text: bytes, body: str) -> None:
