@@ -126,7 +126,7 @@ def test_a_flooding_client_is_disconnected_and_costs_nothing(server, flood, coff
 
     assert code == 1008, f"not disconnected with 1008 after {sent / MIB:.1f} MiB sent"
     assert ids["heard"] == ids["upload"]  # the other client still hears uploads
-    assert health_seconds and max(health_seconds) < 1, health_seconds
+    assert health_seconds and max(health_seconds) < 2, health_seconds
     assert peak_growth < 20 * MIB, f"peak RSS grew by {peak_growth / MIB:.0f} MiB"
 
 
