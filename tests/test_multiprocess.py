@@ -79,6 +79,7 @@ def test_a_killed_worker_is_replaced_while_the_others_serve_and_sigterm_stops_al
         running_server(tmp_path, {**configuration, **shared_redis, "WORKERS": "2"}) as server,
     ):
         first = wait_for(lambda: two_workers(server), 10, "two workers")
+        wait_for(lambda: server.output().count("Listening on TCP address") == 2, 30, "two workers listening")
         killed = min(first)
         os.kill(killed, signal.SIGKILL)
         # Uploads keep working (the other worker takes them) while a new worker starts.
