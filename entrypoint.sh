@@ -15,6 +15,8 @@ fi
 
 PORT="${PORT:-8282}"
 HOST="${HOST:-0.0.0.0}"
+# A configuration the server would refuse (WORKERS > 1 without REDIS_URL) is refused before anything runs.
+"$PYTHON" -m facesite.serve --check
 
 # MIGRATE=false where another container or process migrates (several replicas starting at once).
 if [ "${MIGRATE:-true}" = "true" ]; then

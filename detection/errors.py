@@ -58,6 +58,18 @@ class InvalidParameter(DetectionError):
     code = "invalid_parameter"
 
 
+class MalformedRequest(DetectionError):
+    """HTTP framing the server cannot read: a bad request line, header, Content-Length or chunk."""
+
+    code = "bad_request"
+
+
+class RequestTimeout(DetectionError):
+    """A client too slow sending its request's headers or body (HTTP_HEADERS_TIMEOUT, HTTP_BODY_TIMEOUT)."""
+
+    code = "request_timeout"
+
+
 class ServerBusy(DetectionError):
     code = "server_busy"
     retry_after = 2

@@ -5,6 +5,7 @@ is JSON whatever the view renders otherwise (the YAML schema, the HTML docs) and
 client's Accept header asks for.
 """
 
+import json
 import math
 from collections.abc import Callable
 from http import HTTPStatus
@@ -21,8 +22,10 @@ from detection.errors import (
     ImageTooCostlyToDecode,
     ImageTooLarge,
     InvalidParameter,
+    MalformedRequest,
     ProcessingFailed,
     QueueUnavailable,
+    RequestTimeout,
     ServerBusy,
     UnsupportedImageFormat,
     WorkerLost,
@@ -33,6 +36,8 @@ STATUS_BY_ERROR: dict[type[DetectionError], int] = {
     ImageEmpty: 400,
     CorruptImage: 400,
     InvalidParameter: 400,
+    MalformedRequest: 400,
+    RequestTimeout: 408,
     ImageTooLarge: 413,
     ImageTooCostlyToDecode: 422,
     UnsupportedImageFormat: 415,
@@ -49,6 +54,11 @@ def error_body(code: str, message: str) -> dict:
 
 def error_response(code: str, message: str, *, status: int, headers: dict[str, str] | None = None) -> JsonResponse:
     return JsonResponse(error_body(code, message), status=status, headers=headers)
+
+
+def error_json(error: DetectionError) -> tuple[int, bytes]:
+    """Status and JSON body for answers written below Django (facesite/transport.py)."""
+    return STATUS_BY_ERROR[type(error)], json.dumps(error_body(error.code, error.message)).encode()
 
 
 def _validation_message(detail: object) -> str:

@@ -148,6 +148,7 @@ def running_server(root: Path, config: LoadConfig) -> Iterator[Server]:
         "THROTTLE_READS": "",
         # Every client comes from 127.0.0.1: the per-address cap would refuse all but 50.
         "WEBSOCKET_MAX_PER_CLIENT": "100000",
+        "MAX_CONNECTIONS_PER_CLIENT": "0",  # every client of the benchmark comes from 127.0.0.1
         "WORKERS": str(config.workers),
         "PYTHONUNBUFFERED": "1",
     }

@@ -10,14 +10,13 @@ django_asgi_app = get_asgi_application()  # before importing code that touches m
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from detection.routing import websocket_urlpatterns  # noqa: E402
-from facesite.limits import RequestBodyLimit  # noqa: E402
 from facesite.origins import BrowserOriginValidator  # noqa: E402
 from facesite.root_path import IgnoreClientRootPath  # noqa: E402
 
 application = IgnoreClientRootPath(
     ProtocolTypeRouter(
         {
-            "http": RequestBodyLimit(django_asgi_app),
+            "http": django_asgi_app,  # bodies over the limit are refused before, in facesite/transport.py
             "websocket": BrowserOriginValidator(URLRouter(websocket_urlpatterns)),
         }
     )

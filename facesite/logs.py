@@ -3,6 +3,8 @@
 import json
 import logging
 
+request_logger = logging.getLogger("facesite.requests")
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -16,3 +18,19 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
+
+
+def log_request(
+    *, method: str | None, path: str | None, status: int, ms: float, client: str | None, bytes_in: int
+) -> None:
+    """The one line per request, whether Django answered it or the transport did (facesite/transport.py).
+    Never bodies, query strings or headers, so neither images nor API keys reach the logs."""
+    fields = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "ms": round(ms, 1),
+        "client": client,
+        "bytes_in": bytes_in,
+    }
+    request_logger.info("request", extra={"fields": fields})

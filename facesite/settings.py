@@ -199,6 +199,25 @@ AUTH_FAILURE_WINDOW_SECONDS = env_int("AUTH_FAILURE_WINDOW_SECONDS", 600)
 WEBSOCKET_MAX_PER_CLIENT = env_int("WEBSOCKET_MAX_PER_CLIENT", 50)
 # Unread bytes a websocket client may leave queued in this server before it is disconnected.
 WEBSOCKET_MAX_BUFFER_BYTES = env_int("WEBSOCKET_MAX_BUFFER_BYTES", 1024 * 1024)
+# What a client of a listen-only websocket (/faces) may send per 10 s (pongs, a close) before it is
+# disconnected with 1008; its messages are dropped where they arrive (facesite/transport.py).
+WEBSOCKET_LISTENER_FRAMES = env_int("WEBSOCKET_LISTENER_FRAMES", 20)
+WEBSOCKET_LISTENER_BYTES = env_int("WEBSOCKET_LISTENER_BYTES", 64 * 1024)
+# Daphne pings each websocket client this often when it is quiet, and drops one that has not
+# answered a ping within WEBSOCKET_PING_TIMEOUT seconds.
+WEBSOCKET_PING_INTERVAL = env_int("WEBSOCKET_PING_INTERVAL", 20)
+WEBSOCKET_PING_TIMEOUT = env_int("WEBSOCKET_PING_TIMEOUT", 30)
+# Slow clients: seconds a request's headers, then its body, may take to arrive (else 408), and the
+# connections (HTTP and websockets) one client address may hold open per process; 0: no cap.
+HTTP_HEADERS_TIMEOUT = env_float("HTTP_HEADERS_TIMEOUT", 10)
+HTTP_BODY_TIMEOUT = env_float("HTTP_BODY_TIMEOUT", 120)
+MAX_CONNECTIONS_PER_CLIENT = env_int("MAX_CONNECTIONS_PER_CLIENT", 100)
+# Behind a proxy: the client address and scheme come from X-Forwarded-* (and every connection comes
+# from the proxy, so MAX_CONNECTIONS_PER_CLIENT does not apply: cap connections in the proxy).
+PROXY_HEADERS = env_bool("PROXY_HEADERS", False)
+# WORKERS > 1: a server process that dies is restarted, at most this many times a minute (then the
+# launcher stops the others and exits).
+WORKER_RESTARTS_PER_MINUTE = env_int("WORKER_RESTARTS_PER_MINUTE", 5)
 # Proxies in front whose X-Forwarded-For to trust for the client address (1 behind one nginx).
 NUM_PROXIES = env_int("NUM_PROXIES", 0)
 

@@ -1,8 +1,11 @@
 """The real server, started by ./entrypoint.sh as users start it, for end-to-end and browser tests."""
 
+import base64
+import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -232,3 +235,84 @@ def running_worker(server: Server) -> Iterator[Worker]:
     finally:
         connection.close()
         stop(process)
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """A process's memory from /proc: VmRSS (resident now) or VmHWM (the most it has been resident)."""
+    line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+def raw_websocket(
+    port: int, *, path: str = "/faces", source: str = HOST, receive_buffer: int | None = None
+) -> socket.socket:
+    """A websocket handshake on a plain socket, for clients that misbehave below what a library allows."""
+    sock = socket.socket()
+    if receive_buffer:  # before connecting: the window it advertises is set then
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.bind((source, 0))
+    sock.connect((HOST, port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        assert chunk, f"closed during the handshake: {head!r}"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """Whether the server closes `sock` within `within` seconds; what it sent meanwhile is read and dropped."""
+    deadline = time.monotonic() + within
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            if not sock.recv(65536):
+                return True
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+    return False
+
+
+def read_response(sock: socket.socket, timeout: float) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP response read from a plain socket: status, headers (lower-case names) and body."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before a whole response head: {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in header_lines)}
+    while len(body) < int(headers.get("content-length", 0)):
+        chunk = sock.recv(65536)
+        assert chunk, "closed before the whole body"
+        body += chunk
+    return int(status_line.split()[1]), headers, body
+
+
+def wait_for(condition: Callable[[], object], seconds: float, what: str) -> object:
+    """Polls `condition` until it returns something true, which it returns; fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"no {what} within {seconds} s"
+        time.sleep(0.05)
+    return result
+
+
+def pending_detections(server: Server) -> int:
+    """Uploads the application is working on, in embedded mode with SQLite: an upload's row is
+    stored pending before its detection runs and done after, in the request."""
+    path = server.env["DATABASE_URL"].removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+        return db.execute("SELECT count(*) FROM detection_detection WHERE status = 'pending'").fetchone()[0]

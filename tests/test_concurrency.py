@@ -13,7 +13,7 @@ from PIL import Image
 from skimage import data
 from websockets.asyncio.client import connect
 
-from tests.live_server import embedded_configuration, running_server
+from tests.live_server import embedded_configuration, pending_detections, running_server, wait_for
 
 
 def jpeg(image: Image.Image) -> bytes:
@@ -45,7 +45,8 @@ async def test_a_slow_detection_does_not_hold_up_reads_or_broadcasts(tmp_path):
                     data={"profile": "accurate"},
                 )
             )
-            await asyncio.sleep(0.5)  # the slow one is decoding and detecting now
+            # Observed, not assumed: the slow one is stored pending, so the application is detecting it.
+            await asyncio.to_thread(wait_for, lambda: pending_detections(server), 30, "slow upload in flight")
 
             health_seconds, health = await asyncio.to_thread(timed, http.get, server.base_url + "/healthz")
             list_seconds, listing = await asyncio.to_thread(timed, http.get, server.base_url + "/image")

@@ -7,13 +7,12 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 
 import requests
 from PIL import Image
 from skimage import data
 
-from tests.live_server import REPO_ROOT, embedded_configuration, running_server
+from tests.live_server import REPO_ROOT, embedded_configuration, pending_detections, running_server, wait_for
 
 
 def manage(server, *args: str) -> str:
@@ -46,7 +45,8 @@ def test_a_killed_server_leaves_no_row_without_files(tmp_path):
         clients = [threading.Thread(target=keep_uploading) for _ in range(4)]
         for client in clients:
             client.start()
-        time.sleep(3)
+        # Observed, not assumed: some uploads are answered and one is being detected when the kill lands.
+        wait_for(lambda: answered and pending_detections(server), 60, "upload answered and another in flight")
         os.killpg(server.process.pid, signal.SIGKILL)  # no chance to clean up
         for client in clients:
             client.join(timeout=60)

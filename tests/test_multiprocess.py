@@ -4,15 +4,17 @@ whichever process took the upload and whichever holds the socket."""
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
 from websockets.asyncio.client import connect
 
-from tests.live_server import REPO_ROOT, embedded_configuration, running_server
+from tests.live_server import REPO_ROOT, embedded_configuration, running_server, wait_for
 
 
 @pytest.fixture
@@ -64,6 +66,58 @@ async def test_workers_share_one_port_and_every_client_hears_every_upload(tmp_pa
     assert all(ids == [body["id"] for body in bodies] for ids in heard)
 
 
+def two_workers(server, *, excluding: set[int] = frozenset()) -> set[int] | None:
+    """The supervisor's two worker processes, once there are two and none of them is in `excluding`."""
+    found = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout
+    children = {int(child) for child in found.split()}
+    return children if len(children) == 2 and not children & excluding else None
+
+
+def test_a_killed_worker_is_replaced_while_the_others_serve_and_sigterm_stops_all(tmp_path, shared_redis, coffee_png):
+    with (
+        embedded_configuration(tmp_path) as configuration,
+        running_server(tmp_path, {**configuration, **shared_redis, "WORKERS": "2"}) as server,
+    ):
+        first = wait_for(lambda: two_workers(server), 10, "two workers")
+        wait_for(lambda: server.output().count("Listening on TCP address") == 2, 30, "two workers listening")
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)
+        # Uploads keep working (the other worker takes them) while a new worker starts.
+        bodies = [upload(server.base_url, coffee_png) for _ in range(3)]
+        now = wait_for(lambda: two_workers(server, excluding={killed}), 30, "new worker")
+        wait_for(lambda: server.output().count("Listening on TCP address") == 3, 30, "new worker listening")
+        bodies += [upload(server.base_url, coffee_png) for _ in range(3)]
+
+        server.process.send_signal(signal.SIGTERM)
+        exit_code = server.process.wait(timeout=40)
+        output = server.output()
+
+    assert len(bodies) == 6
+    assert now - first and now & first == first - {killed}
+    assert f"Server process {killed} exited with -9; started" in output
+    assert exit_code == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in now)  # SIGTERM reached both, and they stopped
+    assert output.count("Stopping: no new connections") == 2
+
+
+def test_workers_dying_too_often_stop_the_service_loudly(tmp_path, shared_redis):
+    limits = {"WORKERS": "2", "WORKER_RESTARTS_PER_MINUTE": "1"}
+    with (
+        embedded_configuration(tmp_path) as configuration,
+        running_server(tmp_path, {**configuration, **shared_redis, **limits}) as server,
+    ):
+        first = wait_for(lambda: two_workers(server), 10, "two workers")
+        os.kill(min(first), signal.SIGKILL)
+        replaced = wait_for(lambda: two_workers(server, excluding={min(first)}), 30, "new worker")
+        os.kill(max(replaced - first), signal.SIGKILL)  # the second death within a minute
+        exit_code = server.process.wait(timeout=40)
+        output = server.output()
+
+    assert exit_code == 1
+    assert "after 1 restarts in a minute: giving up, stopping all" in output
+    assert not any(Path(f"/proc/{pid}").exists() for pid in replaced)
+
+
 def test_several_workers_without_redis_refuse_to_start():
     env = {**os.environ, "WORKERS": "3", "PORT": "0"}
     env.pop("REDIS_URL", None)
@@ -74,3 +128,20 @@ def test_several_workers_without_redis_refuse_to_start():
 
     assert result.returncode == 2
     assert "WORKERS=3 needs REDIS_URL" in result.stderr
+
+
+def test_the_entrypoint_refuses_several_workers_without_redis_before_anything_else(tmp_path):
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "WORKERS": "2",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    env.pop("REDIS_URL", None)
+
+    result = subprocess.run(["./entrypoint.sh"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 2
+    assert "WORKERS=2 needs REDIS_URL" in result.stderr
+    assert "Face detection server on port" not in result.stdout  # no banner promising a server
+    assert not (tmp_path / "db.sqlite3").exists()  # and no migrations run

@@ -2,7 +2,6 @@
 and the clients that do read get every message meanwhile."""
 
 import asyncio
-import base64
 import json
 import os
 import socket
@@ -12,7 +11,7 @@ from channels_redis.core import RedisChannelLayer
 from websockets.asyncio.client import connect
 
 from detection.broadcast import faces_message
-from tests.live_server import HOST, embedded_configuration, running_server
+from tests.live_server import closed_by_server, embedded_configuration, raw_websocket, running_server
 
 PADDING = 64_000  # bytes a message
 BUFFER_LIMIT = 65_536  # WEBSOCKET_MAX_BUFFER_BYTES
@@ -24,18 +23,7 @@ MESSAGES = (KERNEL_SEND_BUFFER + 4 * BUFFER_LIMIT) // PADDING + 10
 
 def never_reading_client(port: int) -> socket.socket:
     """A websocket handshake, then silence: a tiny receive window that fills and is never emptied."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((HOST, port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /faces HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    assert sock.recv(1024).startswith(b"HTTP/1.1 101")
-    return sock
+    return raw_websocket(port, receive_buffer=4096)
 
 
 def fake_detection(number: int) -> dict:
@@ -66,8 +54,11 @@ async def test_a_client_that_never_reads_is_dropped_and_others_get_everything(tm
                 await layer.group_send("faces", faces_message(fake_detection(number)))
                 await asyncio.sleep(0.002)  # under the layer's per-channel capacity
             received = [json.loads(await asyncio.wait_for(reader.recv(), 10))["id"] for _ in range(MESSAGES)]
+        # The server closed the silent client's connection (a log line alone would not do).
+        dropped = closed_by_server(silent, within=10)
         silent.close()
         output = server.output()
 
     assert received == [str(number) for number in range(MESSAGES)]
-    assert "Dropping websocket client" in output and "not reading its messages" in output
+    assert dropped, "the server kept the connection of a client that does not read"
+    assert "websocket client not reading: disconnected" in output
