@@ -19,6 +19,8 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from facesite.proxies import trusted_forwarded_address
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -76,8 +78,7 @@ def forwarded_client(*, remote_addr: str, forwarded_for: str | None) -> str:
     proxies = settings.NUM_PROXIES
     if not proxies or not forwarded_for:
         return remote_addr
-    addresses = forwarded_for.split(",")
-    return addresses[-min(proxies, len(addresses))].strip()
+    return trusted_forwarded_address(forwarded_for, proxies=proxies)
 
 
 def client_address(request: HttpRequest | Request) -> str:

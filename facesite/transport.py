@@ -33,6 +33,7 @@ from twisted.web.http import HTTPFactory as TwistedHTTPFactory
 from detection.errors import DetectionError, ImageTooLarge, MalformedRequest, ProcessingFailed, RequestTimeout
 from detection.errors_http import error_json
 from facesite.logs import log_request
+from facesite.proxies import trusted_forwarded_address
 
 logger = logging.getLogger("facesite.transport")
 
@@ -216,9 +217,8 @@ class TransportRequest(WebRequest):
             # Daphne takes the leftmost address, which the client writes itself (a proxy appends the
             # address it saw): keep only the one our nearest trusted proxy (NUM_PROXIES, 1) appended.
             # Websockets too: Daphne hands the upgrade these headers.
-            addresses = [address.strip() for address in b",".join(forwarded).split(b",")]
-            trusted = addresses[-min(max(settings.NUM_PROXIES, 1), len(addresses))]
-            self.requestHeaders.setRawHeaders(b"x-forwarded-for", [trusted])
+            trusted = trusted_forwarded_address(b",".join(forwarded).decode("latin-1"), proxies=settings.NUM_PROXIES)
+            self.requestHeaders.setRawHeaders(b"x-forwarded-for", [trusted.encode("latin-1")])
         super().requestReceived(command, path, version)
 
     def basic_error(self, status: int, status_text: bytes, body: str) -> None:
