@@ -214,12 +214,22 @@ def _delete_file(storage: Storage, name: str) -> None:
     if not isinstance(storage, FileSystemStorage):
         return  # object stores have no folders
     folder = PurePosixPath(name).parent
-    while len(folder.parts) > 1:  # never detections/ itself
+    while len(folder.parts) > 1 and not _may_receive_uploads(folder):  # never detections/ itself
         try:
             os.rmdir(storage.path(str(folder)))
         except OSError:  # not empty (or already gone): nor are the folders above it
             return
         folder = folder.parent
+
+
+def _may_receive_uploads(folder: PurePosixPath) -> bool:
+    """Whether uploads may be writing into this date folder (detections/YYYY[/MM[/DD]]) now: today's,
+    and yesterday's for an upload that began before midnight. Such a folder is kept however empty:
+    removing it between an upload's creating it and creating its own folder inside would fail the upload."""
+    today = timezone.now().date()
+    recent = [f"{day:%Y/%m/%d}" for day in (today, today - timedelta(days=1))]
+    dates = "/".join(folder.parts[1:])
+    return any(recent_date.startswith(dates) for recent_date in recent)
 
 
 def detection_prune(*, older_than: timedelta, dry_run: bool = False) -> int:
