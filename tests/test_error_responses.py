@@ -2,7 +2,9 @@
 header, odd bytes in paths, a disallowed Host, websocket upgrades on every path. Each gets a clear
 4xx, JSON wherever the application answers, never a 500 or a traceback in the log."""
 
+import json
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -132,12 +134,18 @@ def test_raw_non_ascii_bytes_in_the_request_line_are_refused_by_the_http_layer(s
     assert raw_status_line(server, target).startswith(b"HTTP/1.1 400")
 
 
-def test_a_host_not_allowed_gets_a_json_400(server: Server, http: requests.Session) -> None:
+def test_a_host_not_allowed_gets_a_json_400_and_one_log_line(server: Server, http: requests.Session) -> None:
+    logged_before = len(server.output())
     response = http.get(server.base_url + "/image", headers={"Host": "evil.example"}, timeout=10)
 
     assert response.status_code == 400
     assert response.headers["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "bad_request"
+    deadline = time.monotonic() + 10
+    while '"status": 400' not in server.output()[logged_before:] and time.monotonic() < deadline:
+        time.sleep(0.05)  # the request line is written once the answer has gone
+    logged = [json.loads(line) for line in server.output()[logged_before:].splitlines()]
+    assert [(line["message"], line.get("status")) for line in logged] == [("request", 400)]  # no ERROR, no traceback
 
 
 def test_the_server_runs_without_debug(server: Server, http: requests.Session) -> None:
