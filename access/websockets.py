@@ -1,6 +1,5 @@
 """Who may listen on the /faces websocket: the rule of HTTP reads, and a cap per client address."""
 
-from collections import Counter
 from importlib import import_module
 
 from channels.auth import get_user
@@ -10,6 +9,7 @@ from django.http.cookie import parse_cookie
 
 from access.services import api_key_check, keys_configured
 from access.throttling import auth_failures_wait, scope_client_address
+from facesite.addresses import HeldPerAddress
 
 # Browsers cannot set headers on a websocket: a page passes its key as a subprotocol,
 # new WebSocket(url, ["faces", "api-key." + key]), and the server answers with "faces".
@@ -17,27 +17,10 @@ FACES_SUBPROTOCOL = "faces"
 KEY_SUBPROTOCOL_PREFIX = "api-key."
 
 
-class OpenSockets:
-    """Sockets open (or being opened) per client address in this process, at most
-    WEBSOCKET_MAX_PER_CLIENT each. A place is reserved before the handshake awaits anything, so
-    handshakes that arrive together cannot all pass the check before any of them is counted."""
-
-    def __init__(self) -> None:
-        self.per_address: Counter[str] = Counter()
-
-    def reserve(self, address: str) -> bool:
-        if self.per_address[address] >= settings.WEBSOCKET_MAX_PER_CLIENT:
-            return False
-        self.per_address[address] += 1
-        return True
-
-    def release(self, address: str) -> None:
-        self.per_address[address] -= 1
-        if self.per_address[address] <= 0:
-            del self.per_address[address]
-
-
-open_sockets = OpenSockets()
+# Sockets open (or being opened) on /faces per client address, at most WEBSOCKET_MAX_PER_CLIENT each. A
+# place is taken before the handshake awaits anything, so handshakes that arrive together cannot all
+# pass the check before any of them is counted.
+open_sockets = HeldPerAddress()
 
 
 def presented_websocket_key(scope: dict) -> str | None:

@@ -48,7 +48,7 @@ class FacesConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         address = scope_client_address(self.scope)
         # Reserved before any await, released on every path that does not end accepted.
-        if not open_sockets.reserve(address):
+        if not open_sockets.take(address, cap=settings.WEBSOCKET_MAX_PER_CLIENT):
             await self.close()  # refuses the handshake (HTTP 403)
             return
         accepted = False
@@ -58,7 +58,7 @@ class FacesConsumer(AsyncWebsocketConsumer):
             if accepted:
                 self.address = address
             else:
-                open_sockets.release(address)
+                open_sockets.give_back(address)
 
     async def admit(self) -> bool:
         if not await websocket_may_listen(scope=self.scope):
@@ -76,7 +76,7 @@ class FacesConsumer(AsyncWebsocketConsumer):
         if self.address is None:
             return  # refused at connect: never counted, never added
         faces_relay.discard(self)
-        open_sockets.release(self.address)
+        open_sockets.give_back(self.address)
         self.address = None
 
     async def relay(self, text: str) -> None:

@@ -32,6 +32,7 @@ from twisted.web.http import HTTPFactory as TwistedHTTPFactory
 
 from detection.errors import DetectionError, ImageTooLarge, MalformedRequest, ProcessingFailed, RequestTimeout
 from detection.errors_http import error_json
+from facesite.addresses import HeldPerAddress
 from facesite.logs import log_request
 from facesite.proxies import trusted_forwarded_address
 
@@ -58,10 +59,11 @@ def body_too_large(size: int) -> ImageTooLarge:
 
 
 class ClientConnections:
-    """Open connections per client address in this process, HTTP and websockets together."""
+    """Open connections per client address in this process, HTTP and websockets together, with a log
+    line when an address reaches the cap and one when it drops back under it."""
 
     def __init__(self) -> None:
-        self.open: Counter[str] = Counter()
+        self.open = HeldPerAddress()
         self.refused: Counter[str] = Counter()  # per address, since it reached the cap
 
     @staticmethod
@@ -70,22 +72,16 @@ class ClientConnections:
         return 0 if settings.PROXY_HEADERS else settings.MAX_CONNECTIONS_PER_CLIENT
 
     def admit(self, host: str) -> bool:
-        cap = self.cap()
-        if cap and self.open[host] >= cap:
-            if not self.refused[host]:  # one line when an address reaches the cap, one when it leaves it
-                logger.warning(
-                    "refusing connections", extra={"fields": {"client": host, "open": self.open[host], "cap": cap}}
-                )
-            self.refused[host] += 1
-            return False
-        self.open[host] += 1
-        return True
+        if self.open.take(host, cap=self.cap()):
+            return True
+        if not self.refused[host]:
+            logger.warning("refusing connections", extra={"fields": {"client": host, "cap": self.cap()}})
+        self.refused[host] += 1
+        return False
 
     def release(self, host: str) -> None:
-        self.open[host] -= 1
-        if self.open[host] <= 0:
-            del self.open[host]
-        if host in self.refused and self.open[host] < self.cap():
+        self.open.give_back(host)
+        if host in self.refused:
             logger.info(
                 "accepting connections again", extra={"fields": {"client": host, "refused": self.refused[host]}}
             )
