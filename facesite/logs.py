@@ -6,6 +6,18 @@ import logging
 request_logger = logging.getLogger("facesite.requests")
 
 
+class ClientMistakesAsWarnings(logging.Filter):
+    """Django logs each suspicious request (a disallowed Host, too many form fields or files, ...) as
+    an ERROR with a traceback, so anyone on the network could fill the logs with them. They are the
+    client's mistakes, answered with a 400 that the request line records: one WARNING line each."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security."):
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {

@@ -272,12 +272,17 @@ LOGGING = {
         "json": {"()": "facesite.logs.JsonFormatter"},
     },
     # LOG_FORMAT=plain for people reading a terminal; json (default) for log collectors.
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": env_str("LOG_FORMAT", "json")}},
+    "filters": {"client_mistakes": {"()": "facesite.logs.ClientMistakesAsWarnings"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env_str("LOG_FORMAT", "json"),
+            "filters": ["client_mistakes"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # django-tasks logs every task's start and end; ours log their outcome (detection done / failed).
-    # A request with a Host not in ALLOWED_HOSTS gets its JSON 400, and its request line says so; Django
-    # would also log an ERROR with a traceback for each one, which any scanner on the network can set off.
-    "loggers": {"django_tasks": {"level": "WARNING"}, "django.security.DisallowedHost": {"level": "CRITICAL"}},
+    "loggers": {"django_tasks": {"level": "WARNING"}},
 }
 CSRF_FAILURE_VIEW = "detection.errors_http.csrf_failure"
 
