@@ -1,5 +1,6 @@
 import io
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,3 +97,29 @@ def http() -> Iterator[requests.Session]:
     session.trust_env = False  # a proxy from the environment must not sit between us and 127.0.0.1
     yield session
     session.close()
+
+
+# Mutation testing (`make mutation`): the live servers test mutants and record which functions each
+# test runs, as the tests' own process does (tests/mutation/sitecustomize.py).
+MUTATION_HITS_FILE = Path(tempfile.gettempdir()) / f"mutation-hits-{os.getpid()}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        os.environ["MUTATION_HITS_FILE"] = str(MUTATION_HITS_FILE)
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(Path(__file__).parent / "mutation"), os.environ.get("PYTHONPATH")])
+        )
+
+
+def pytest_runtest_logfinish(nodeid: str) -> None:
+    # After the test's teardown: a server stopped there has written what its shutdown ran.
+    if os.environ.get("MUTANT_UNDER_TEST") != "stats" or not MUTATION_HITS_FILE.exists():
+        return
+    from mutmut.state import state
+
+    taken = MUTATION_HITS_FILE.with_suffix(".taken")
+    MUTATION_HITS_FILE.replace(taken)  # servers start a new file for the next test
+    for function in set(taken.read_text().split()):
+        state().tests_by_mangled_function_name[function].add(nodeid)
+    taken.unlink()

@@ -170,8 +170,8 @@ def wait_until_healthy(process: subprocess.Popen, server: Server) -> None:
         try:
             if requests.get(server.base_url + "/healthz", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass  # not listening yet: migrate and collectstatic run first
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet (migrate and collectstatic run first), or not answering yet
         time.sleep(0.2)
     pytest.fail(f"The server did not answer /healthz within {STARTUP_SECONDS} s:\n{server.output()}", False)
 
