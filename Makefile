@@ -60,5 +60,5 @@ bench-load: $(VENV)/.dev-installed
 MUTANTS ?=
 mutation: $(VENV)/.dev-installed
 	nice -n 15 $(BIN)/mutmut run --max-children 2 $(MUTANTS)
-	$(BIN)/mutmut results --all true | awk -F': ' '{ split($$1, name, ".x"); count[name[1] " " $$2]++ } \
+	$(BIN)/mutmut results --all true | awk -F': ' '{ sub(/^ +/, "", $$1); split($$1, name, ".x"); count[name[1] " " $$2]++ } \
 		END { for (key in count) print key ": " count[key] }' | sort
