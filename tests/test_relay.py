@@ -46,6 +46,10 @@ async def eventually(condition: Callable[[], object], what: str) -> None:
         await asyncio.sleep(0.01)
 
 
+async def joined(relay: GroupRelay) -> None:
+    await asyncio.wait_for(relay.join(), 10)  # a relay that never joins fails the test, not the run
+
+
 def relaying_to(relay: GroupRelay, clients: list) -> None:
     for client in clients:
         relay.add(client)
@@ -60,7 +64,7 @@ async def test_a_broadcast_reaches_every_client_of_the_process():
     group = f"test-{uuid.uuid4().hex}"
     relay = GroupRelay(group)
     listeners = [Listener() for _ in range(3)]
-    await relay.join()
+    await joined(relay)
     relaying_to(relay, listeners)
 
     await get_channel_layer().group_send(group, faces_message({"n": 1}))
@@ -74,7 +78,7 @@ async def test_clients_whose_sockets_fail_do_not_stop_the_others():
     group = f"test-{uuid.uuid4().hex}"
     relay = GroupRelay(group)
     listeners = [Listener() for _ in range(10)]
-    await relay.join()
+    await joined(relay)
     # Many of both kinds: in whatever order the relay takes them, broken ones come before some listeners.
     clients = [*listeners, *(Broken() for _ in range(10))]
     relaying_to(relay, clients)
@@ -101,7 +105,7 @@ async def test_a_large_broadcast_lets_the_process_serve_others_between_batches()
 
     ticker = asyncio.create_task(tick())
     await asyncio.sleep(0)  # the ticker's first turn
-    await relay.deliver("hello")
+    await asyncio.wait_for(relay.deliver("hello"), 10)
     ticker.cancel()
 
     turns = {listener.times[0] for listener in listeners}
@@ -120,12 +124,12 @@ async def test_a_relay_whose_layer_was_unreachable_joins_once_it_is_back(setting
     relay = GroupRelay(group)
 
     with pytest.raises(redis.exceptions.ConnectionError):
-        await relay.join()  # nothing listens on the port: the websocket that asked is refused
+        await joined(relay)  # nothing listens on the port: the websocket that asked is refused
 
     server = RedisServer(port)
     server.start()
     try:
-        await relay.join()  # starts over rather than keep the failure
+        await joined(relay)  # starts over rather than keep the failure
         listener = Listener()
         relay.add(listener)
         await get_channel_layer().group_send(group, faces_message({"n": 1}))
@@ -143,9 +147,9 @@ async def test_the_last_client_leaving_takes_the_process_out_of_the_group(redis_
     connection = redis.asyncio.Redis.from_url(redis_url)
     group_key = f"{prefix}:group:faces"
 
-    await relay.join()
+    await joined(relay)
     relay.add(first)
-    await relay.join()  # a second client: the same membership
+    await joined(relay)  # a second client: the same membership
     relay.add(second)
     assert await connection.zcard(group_key) == 1
 
