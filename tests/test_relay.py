@@ -74,7 +74,7 @@ async def test_a_broadcast_reaches_every_client_of_the_process():
     leaving(relay, listeners)
 
 
-async def test_clients_whose_sockets_fail_do_not_stop_the_others():
+async def test_clients_whose_sockets_fail_do_not_stop_the_others(caplog):
     group = f"test-{uuid.uuid4().hex}"
     relay = GroupRelay(group)
     listeners = [Listener() for _ in range(10)]
@@ -88,6 +88,7 @@ async def test_clients_whose_sockets_fail_do_not_stop_the_others():
 
     await eventually(lambda: all(len(listener.texts) == 2 for listener in listeners), "every listener to hear both")
     assert relay.task is not None and not relay.task.done()  # still relaying
+    assert "relay to one client failed" in caplog.text  # each failure is logged, with its traceback
     leaving(relay, clients)
 
 
