@@ -1,5 +1,7 @@
 import io
+import json
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,3 +118,41 @@ def http() -> Iterator[requests.Session]:
     session.trust_env = False  # a proxy from the environment must not sit between us and 127.0.0.1
     yield session
     session.close()
+
+
+# Mutation testing (`make mutation`): the live servers test mutants and record which functions each
+# test runs, as the tests' own process does (tests/mutation/sitecustomize.py).
+MUTATION_HITS_FILE = Path(tempfile.gettempdir()) / f"mutation-hits-{os.getpid()}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        os.environ["MUTATION_HITS_FILE"] = str(MUTATION_HITS_FILE)
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(Path(__file__).parent / "mutation"), os.environ.get("PYTHONPATH")])
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Checking a mutant stops at the first failing test: quickest test files first (mutmut's timings).
+    timings = Path("mutmut-stats.json")
+    if not os.environ.get("MUTANT_UNDER_TEST") or not timings.exists():
+        return
+    durations = json.loads(timings.read_text())["duration_by_test"]
+    per_file: dict[str, float] = {}
+    for item in items:
+        per_file[item.path.name] = per_file.get(item.path.name, 0) + durations.get(item.nodeid, 0)
+    items.sort(key=lambda item: per_file[item.path.name])  # stable: a file's tests stay together, in order
+
+
+def pytest_runtest_logfinish(nodeid: str) -> None:
+    # After the test's teardown: a server stopped there has written what its shutdown ran.
+    if os.environ.get("MUTANT_UNDER_TEST") != "stats" or not MUTATION_HITS_FILE.exists():
+        return
+    from mutmut.state import state
+
+    taken = MUTATION_HITS_FILE.with_suffix(".taken")
+    MUTATION_HITS_FILE.replace(taken)  # servers start a new file for the next test
+    for function in set(taken.read_text().split()):
+        state().tests_by_mangled_function_name[function].add(nodeid)
+    taken.unlink()

@@ -276,3 +276,29 @@ async def test_a_live_server_with_the_pubsub_layer_delivers_to_faces(tmp_path, r
     assert subscribed, "the server's process is not subscribed to any Redis channel of its prefix"
     assert answer.status_code == 201, answer.text
     assert (message["type"], message["id"]) == ("detection.created", answer.json()["id"])
+
+
+async def test_urls_use_the_servers_address_when_the_client_sent_no_host(coffee_png):
+    # An HTTP/1.0-style handshake without Host: the URLs name the address the client reached.
+    client = WebsocketCommunicator(application, "/faces")
+    client.scope["server"] = ("192.0.2.7", 8282)
+    assert (await client.connect())[0]
+
+    body = await upload(coffee_png)
+
+    message = await client.receive_json_from(timeout=5)
+    assert message["url"] == body["url"].replace("http://testserver", "http://192.0.2.7:8282")
+    await client.disconnect()
+
+
+async def test_urls_use_https_for_a_client_on_wss(coffee_png):
+    client = client_for(host=b"faces.example.com")
+    client.scope["scheme"] = "wss"
+    assert (await client.connect())[0]
+
+    body = await upload(coffee_png)
+
+    message = await client.receive_json_from(timeout=5)
+    for field in ("url", "original_url", "detail_url"):
+        assert message[field] == body[field].replace("http://testserver", "https://faces.example.com")
+    await client.disconnect()

@@ -66,3 +66,27 @@ def test_the_live_server_logs_only_json_lines_without_query_strings(tmp_path):
         "websocket disconnected",
     ]
     assert "in-the-query-string" not in "\n".join(served)
+
+
+def test_each_detection_logs_its_outcome(astronaut_jpeg, caplog):
+    caplog.set_level(logging.INFO)
+
+    done = Client().post("/image", {"image": SimpleUploadedFile("p.jpg", astronaut_jpeg), "profile": "fast"}).json()
+    failed = Client().post("/image", {"image": SimpleUploadedFile("p.jpg", astronaut_jpeg[:5000])}).json()
+
+    entries = [json.loads(JsonFormatter().format(record)) for record in caplog.records]
+    [done_line] = [entry for entry in entries if entry["message"] == "detection done"]
+    [failed_line] = [entry for entry in entries if entry["message"] == "detection failed"]
+    assert {key: done_line[key] for key in ("detection_id", "status", "width", "height", "face_count")} == {
+        "detection_id": done["id"],
+        "status": "done",
+        "width": 512,
+        "height": 512,
+        "face_count": 1,
+    }
+    assert done_line["profile"] == "fast" and done_line["ms"] > 0
+    assert (failed_line["error_code"], failed_line["error_message"]) == (
+        failed["error"]["code"],
+        failed["error"]["message"],
+    )
+    assert failed_line["error_code"] == "corrupt_image"

@@ -40,6 +40,19 @@ def test_prune_deletes_old_detections_with_their_files(coffee_png, media_root, c
     assert not old.original.storage.exists(old.original.name)
 
 
+def test_prune_counts_every_detection_of_an_archive_larger_than_one_batch(capsys):
+    # It deletes in batches (one transaction each): the count it reports is the whole archive's.
+    long_ago = timezone.now() - timedelta(days=40)
+    Detection.objects.bulk_create(
+        Detection(created_at=long_ago, original=f"detections/gone/{number}.png") for number in range(1201)
+    )
+
+    call_command("prune_detections", "--older-than", "30d")
+
+    assert not Detection.objects.exists()
+    assert "Deleted 1201 detection(s)" in capsys.readouterr().out
+
+
 def test_prune_uses_the_retention_setting(coffee_png, settings):
     settings.RETENTION_DAYS = 7
     upload(coffee_png, days_ago=8)

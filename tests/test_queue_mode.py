@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 from websockets.sync.client import ClientConnection, connect
 
 from detection.models import Detection
+from detection.services import detection_abandon
 from facesite.task_backends import rq_queues, task_backends
 from tests.conftest import ASTRONAUT_FACE, encode, overlap, stored_files
 from tests.live_server import REPO_ROOT, Server, free_port, queue_configuration, running_server, running_worker
@@ -244,3 +245,21 @@ def test_the_queue_is_reached_within_a_few_seconds_or_not_at_all():
 
     assert redis.Redis.from_url(queue_url).connection_pool.connection_kwargs[timeout] == 5
     assert redis.Redis.from_url(chosen_url).connection_pool.connection_kwargs[timeout] == 1
+
+
+@pytest.mark.django_db
+def test_an_abandoned_job_fails_its_own_detection_and_only_while_it_is_pending(coffee_png):
+    # RQ reports a job abandoned once its worker's heartbeat is gone; by then the detection may be done.
+    def pending() -> Detection:
+        return Detection.objects.create(status=Detection.Status.PENDING, original="detections/p/original.png")
+
+    done_id = APIClient().post("/image", {"image": SimpleUploadedFile("p.png", coffee_png)}).json()["id"]
+    abandoned, waiting = pending(), pending()
+
+    detection_abandon(detection_id=done_id)
+    detection_abandon(detection_id=str(abandoned.id))
+
+    assert Detection.objects.get(id=done_id).status == Detection.Status.DONE
+    abandoned.refresh_from_db()
+    assert (abandoned.status, abandoned.error_code) == (Detection.Status.FAILED, "worker_lost")
+    assert Detection.objects.get(id=waiting.id).status == Detection.Status.PENDING
