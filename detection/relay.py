@@ -39,15 +39,22 @@ class GroupRelay:
         """Returns once this process is in the group (from then on no broadcast is missed), or once
         joining failed or took JOIN_WAIT_SECONDS (the channel layer is out of reach): the relay keeps
         trying meanwhile, and its clients hear broadcasts again once it is in."""
+        first_attempt = self.start()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(first_attempt), JOIN_WAIT_SECONDS)
+
+    def start(self) -> asyncio.Future:
+        """The relay's task, started unless it runs: the future of its first attempt to join."""
         loop = asyncio.get_running_loop()
         if self.task is None or self.task.done() or self.task.get_loop() is not loop:
             self.first_attempt = loop.create_future()
             self.task = asyncio.create_task(self.run(self.first_attempt))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.first_attempt), JOIN_WAIT_SECONDS)
+        return self.first_attempt
 
     def add(self, client: Client) -> None:
         self.clients.add(client)
+        # The last client may have left, stopping the relay, while this one was between join() and add().
+        self.start()
 
     def discard(self, client: Client) -> None:
         self.clients.discard(client)

@@ -1,7 +1,11 @@
 import io
 import json
 import os
+import shutil
+import socket
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +13,8 @@ import pytest
 import requests
 from PIL import Image
 from skimage import data
+
+from facesite.layers import channel_layers
 
 # Redis for the channel-layer tests: a database of its own, so a developer's data is safe.
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -156,3 +162,46 @@ def pytest_runtest_logfinish(nodeid: str) -> None:
     for function in set(taken.read_text().split()):
         state().tests_by_mangled_function_name[function].add(nodeid)
     taken.unlink()
+
+
+class RedisServer:
+    """A Redis of our own, on a port of our own, that the test can stop and start again."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server(settings) -> Iterator[RedisServer]:
+    if not shutil.which("redis-server"):
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is required in CI")
+        pytest.skip("no redis-server on this machine")
+    from tests.live_server import free_port  # here: tests.live_server imports this module
+
+    server = RedisServer(free_port())
+    server.start()
+    settings.CHANNEL_LAYERS = channel_layers(f"redis://127.0.0.1:{server.port}/0")
+    yield server
+    server.stop()

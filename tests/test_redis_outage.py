@@ -3,11 +3,8 @@ accepted; when it is back, broadcasts resume and the limits count again."""
 
 import asyncio
 import logging
-import os
 import re
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -25,51 +22,9 @@ from facesite.asgi import application
 from facesite.caches import caches
 from facesite.layers import channel_layers
 from facesite.task_backends import rq_queues, task_backends
-from tests.conftest import stored_files
-from tests.live_server import free_port
+from tests.conftest import RedisServer, stored_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class RedisServer:
-    """A Redis of our own, on a port of our own, that the test can stop and start again."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
-@pytest.fixture
-def redis_server(settings) -> Iterator[RedisServer]:
-    if not shutil.which("redis-server"):
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is required in CI")
-        pytest.skip("no redis-server on this machine")
-    server = RedisServer(free_port())
-    server.start()
-    settings.CHANNEL_LAYERS = channel_layers(f"redis://127.0.0.1:{server.port}/0")
-    yield server
-    server.stop()
 
 
 async def rejoined(server: RedisServer) -> None:

@@ -2,11 +2,9 @@
 
 import asyncio
 import math
-import shutil
 import uuid
 from collections.abc import Callable
 
-import pytest
 import redis.asyncio
 import redis.exceptions
 from channels.layers import get_channel_layer
@@ -14,8 +12,6 @@ from channels.layers import get_channel_layer
 from detection.broadcast import faces_message
 from detection.relay import CLIENTS_PER_TURN, GroupRelay
 from facesite.layers import channel_layers
-from tests.live_server import free_port
-from tests.test_redis_outage import RedisServer
 
 
 class Listener:
@@ -116,28 +112,23 @@ async def test_a_large_broadcast_lets_the_process_serve_others_between_batches()
     assert all(listener.texts == ["hello"] for listener in listeners)
 
 
-async def test_a_relay_whose_layer_was_unreachable_joins_once_it_is_back(settings):
-    if not shutil.which("redis-server"):
-        pytest.skip("no redis-server on this machine")  # test_redis_outage.py fails CI for it
-    port = free_port()
-    settings.CHANNEL_LAYERS = channel_layers(f"redis://127.0.0.1:{port}/0", prefix=f"test-{uuid.uuid4().hex}")
+async def test_a_relay_whose_layer_was_unreachable_joins_once_it_is_back(redis_server):
+    redis_server.stop()  # nothing listens on its port
     group = f"test-{uuid.uuid4().hex}"
     relay = GroupRelay(group)
+    listener = Listener()
 
-    with pytest.raises(redis.exceptions.ConnectionError):
-        await joined(relay)  # nothing listens on the port: the websocket that asked is refused
+    await joined(relay)  # returns all the same: the websocket that asked is accepted...
+    relay.add(listener)
+    redis_server.start()  # ...and the relay keeps trying until the layer is back
 
-    server = RedisServer(port)
-    server.start()
-    try:
-        await joined(relay)  # starts over rather than keep the failure
-        listener = Listener()
-        relay.add(listener)
+    deadline = asyncio.get_running_loop().time() + 10
+    while not listener.texts:  # a message sent before the relay is back in the group reaches no one
+        assert asyncio.get_running_loop().time() < deadline, "the relay did not rejoin within 10 s"
         await get_channel_layer().group_send(group, faces_message({"n": 1}))
-        await eventually(lambda: listener.texts, "the client to hear the broadcast")
-        relay.discard(listener)
-    finally:
-        server.stop()
+        await asyncio.sleep(0.2)
+    assert listener.texts[0] == '{"n": 1}'
+    relay.discard(listener)
 
 
 async def test_the_last_client_leaving_takes_the_process_out_of_the_group(redis_url, settings):
@@ -162,3 +153,21 @@ async def test_the_last_client_leaving_takes_the_process_out_of_the_group(redis_
         while await connection.exists(group_key):
             await asyncio.sleep(0.05)
     await connection.aclose()
+
+
+async def test_a_client_added_just_after_the_last_one_left_still_hears_broadcasts():
+    group = f"test-{uuid.uuid4().hex}"
+    relay = GroupRelay(group)
+    last, newcomer = Listener(), Listener()
+    await joined(relay)
+    relaying_to(relay, [last])
+    await joined(relay)  # the newcomer's handshake: the relay is in the group...
+    leaving(relay, [last])  # ...then the last client leaves before the newcomer is added: the relay stops
+    relaying_to(relay, [newcomer])
+
+    await eventually(lambda: relay.first_attempt is not None and relay.first_attempt.done(), "the relay to rejoin")
+    await get_channel_layer().group_send(group, faces_message({"n": 1}))
+
+    await eventually(lambda: newcomer.texts, "the newcomer to hear the broadcast")
+    assert newcomer.texts == ['{"n": 1}']
+    leaving(relay, [newcomer])
