@@ -129,6 +129,20 @@ def test_the_admin_shows_a_new_key_once(admin_client):
     assert ApiKey.objects.get().hashed == hash_key(key)
 
 
+def test_editing_a_key_in_the_admin_keeps_it(admin_client, coffee_png):
+    api_key, key = api_key_create(name="camera")
+
+    response = admin_client.post(
+        f"/admin/access/apikey/{api_key.id}/change/", {"name": "front door camera", "active": "on"}, follow=True
+    )
+
+    assert not [message for message in response.context["messages"] if "copy it now" in str(message)]
+    api_key.refresh_from_db()
+    assert (api_key.name, api_key.hashed) == ("front door camera", hash_key(key))
+    upload = APIClient().post("/image", {"image": SimpleUploadedFile("c.png", coffee_png)}, HTTP_X_API_KEY=key)
+    assert upload.status_code == 201, upload.content
+
+
 def logged_in(*, is_staff: bool) -> Client:
     user = get_user_model().objects.create_user("someone", password="a long pass phrase", is_staff=is_staff)
     browser = Client()
