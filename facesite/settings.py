@@ -282,7 +282,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # django-tasks logs every task's start and end; ours log their outcome (detection done / failed).
-    "loggers": {"django_tasks": {"level": "WARNING"}},
+    # django-axes announces its version at every start of every command (its failures and lockouts stay).
+    "loggers": {"django_tasks": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
 }
 CSRF_FAILURE_VIEW = "detection.errors_http.csrf_failure"
 
