@@ -68,6 +68,6 @@ examples: $(VENV)/.dev-installed
 # end, and `$(BIN)/mutmut show NAME` shows one mutant. Results are kept in mutants/ between runs.
 MUTANTS ?=
 mutation: $(VENV)/.dev-installed
-	nice -n 15 $(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	DATASET=$(abspath $(DATASET)) nice -n 15 $(BIN)/mutmut run --max-children 2 $(MUTANTS)
 	$(BIN)/mutmut results --all true | awk -F': ' '{ sub(/^ +/, "", $$1); split($$1, name, ".x"); count[name[1] " " $$2]++ } \
 		END { for (key in count) print key ": " count[key] }' | sort

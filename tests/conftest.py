@@ -20,7 +20,8 @@ from facesite.layers import channel_layers
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 # The WIDER FACE sample (evaluation-only licence: read from beside the repo, never copied into it).
-DEV_SET = Path(__file__).resolve().parents[2] / "shared" / "faces" / "dev"
+# ../shared/faces/dev beside the repository, or DATASET (make mutation's copy of the code is a level deeper).
+DEV_SET = Path(os.environ.get("DATASET") or Path(__file__).resolve().parents[2] / "shared" / "faces" / "dev")
 # A group photo of ~100 people, some small and far away on a balcony.
 CROWD_PHOTO = "12_Group_Large_Group_12_Group_Large_Group_12_315.jpg"
 
