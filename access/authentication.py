@@ -7,11 +7,17 @@ from access.services import api_key_check, keys_configured
 from access.throttling import auth_failures_wait, client_address
 
 
+def key_in_headers(*, authorization: str, x_api_key: str | None) -> str | None:
+    """The key of `Authorization: Bearer <key>`, else of `X-API-Key: <key>` (HTTP and websockets alike)."""
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return x_api_key or None
+
+
 def presented_key(request: Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.headers.get("X-API-Key")
+    return key_in_headers(
+        authorization=request.headers.get("Authorization", ""), x_api_key=request.headers.get("X-API-Key")
+    )
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -7,6 +7,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http.cookie import parse_cookie
 
+from access.authentication import key_in_headers
 from access.services import api_key_check, keys_configured
 from access.throttling import auth_failures_wait, scope_client_address
 from facesite.addresses import HeldPerAddress
@@ -28,10 +29,10 @@ def presented_websocket_key(scope: dict) -> str | None:
         if subprotocol.startswith(KEY_SUBPROTOCOL_PREFIX):
             return subprotocol.removeprefix(KEY_SUBPROTOCOL_PREFIX)
     headers = dict(scope["headers"])
-    authorization = headers.get(b"authorization", b"").decode("latin-1")
-    if authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
-    return headers.get(b"x-api-key", b"").decode("latin-1") or None
+    return key_in_headers(
+        authorization=headers.get(b"authorization", b"").decode("latin-1"),
+        x_api_key=headers.get(b"x-api-key", b"").decode("latin-1"),
+    )
 
 
 @database_sync_to_async
