@@ -25,6 +25,7 @@ def test_the_command_measures_a_live_server_and_writes_json(tmp_path, capsys):
         "bench_load",
         *("--photos", str(photos), "--clients", "1", "2", "--uploads", "2"),
         *("--websockets", "5", "--fanout-uploads", "2", "--output", str(output)),
+        *("--broadcast", "3", "5", "--broadcast-uploads", "2", "--broadcast-interval", "0.1"),
     )
 
     printed = capsys.readouterr().out
@@ -41,7 +42,17 @@ def test_the_command_measures_a_live_server_and_writes_json(tmp_path, capsys):
     assert fanout["expected"] == 10 and fanout["delivered"] == 10
     assert fanout["ms"]["max"] > 0
     phases = [snapshot["phase"] for snapshot in report["memory"]]
-    assert phases == ["at rest", "after uploads", "after fan-out to 5"]
+    assert phases == ["at rest", "after uploads", "with 3 websockets", "with 5 websockets"]
+    assert report["options"]["broadcast_photo"] == "astronaut-512x512.jpg"
+    for broadcasts in (report["broadcast"], report["bare_broadcast"]):
+        assert broadcasts["idle"]["clients"] == 0 and broadcasts["idle"]["answer_ms"]["p50"] > 0
+        assert [level["listeners"] for level in broadcasts["levels"]] == [3, 5]
+        for level in broadcasts["levels"]:
+            assert level["delivered"] == level["expected"] == 2 * level["listeners"]
+            assert level["uploads_everyone_received"] == 2 and level["last_client_ms"]["max"] > 0
+    # The yardstick sends messages as long as ours.
+    assert report["bare_broadcast"]["levels"][0]["message_bytes"] == report["broadcast"]["levels"][0]["message_bytes"]
+    assert "Broadcast" in printed and "Targets" in printed
     assert all(process["rss_mb"] > 0 for snapshot in report["memory"] for process in snapshot["processes"])
 
 
