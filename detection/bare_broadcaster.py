@@ -24,7 +24,7 @@ HOST = "127.0.0.1"
 def padded_message(upload_id: int, size: int) -> str:
     """A detection-like message with `upload_id`, padded to `size` bytes (at least its bare length)."""
     message = {"type": "detection.created", "id": upload_id, "padding": ""}
-    message["padding"] = "x" * max(0, size - len(json.dumps(message)))
+    message["padding"] = "x" * (size - len(json.dumps(message)))  # none if negative
     return json.dumps(message)
 
 
