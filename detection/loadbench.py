@@ -38,8 +38,9 @@ import redis
 import requests
 from django.conf import settings
 from PIL import Image, ImageOps
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.uri import parse_uri
 
 from detection.benchmark import percentile
 from detection.pipeline import annotate_photo
@@ -424,37 +425,100 @@ def throughput(server: Server, config: LoadConfig, log: Log) -> list[dict]:
 # --- Websocket fan-out ------------------------------------------------------------------------
 
 
+Arrival = tuple[float, int, bytes]  # (monotonic time, client, the message's raw text)
+
+
+class Listener(asyncio.Protocol):
+    """One /faces client on websockets' Sans-I/O protocol, timestamping each message as its bytes arrive.
+
+    No task, queue or future per message, as websockets' asyncio client has: with thousands of them
+    in one process, that client would set the times it is meant to measure."""
+
+    def __init__(self, url: str, client: int, arrivals: list[Arrival]) -> None:
+        self.protocol = ClientProtocol(parse_uri(url))
+        self.client = client
+        self.arrivals = arrivals
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.protocol.send_request(self.protocol.connect())
+        self.send()
+
+    def data_received(self, data: bytes) -> None:
+        arrived = time.monotonic()
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if isinstance(event, Frame):
+                if event.opcode is Opcode.TEXT:  # servers here send each message whole, in one frame
+                    self.arrivals.append((arrived, self.client, event.data))
+            elif self.protocol.handshake_exc is not None:
+                self.opened.set_exception(self.protocol.handshake_exc)
+            else:
+                self.opened.set_result(None)
+        self.send()  # pongs, and the close handshake
+
+    def eof_received(self) -> None:
+        self.protocol.receive_eof()
+        self.send()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(error or ConnectionError("closed during the handshake"))
+        self.closed.set_result(None)
+
+    def send(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.transport.write(data)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+        if self.protocol.close_expected():
+            self.transport.close()
+
+    async def close(self) -> None:
+        if not self.closed.done():
+            self.protocol.send_close()
+            self.send()
+            try:
+                await asyncio.wait_for(asyncio.shield(self.closed), 10)
+            except TimeoutError:
+                self.transport.abort()
+
+
 @dataclass
 class Listeners:
-    connections: list[ClientConnection] = field(default_factory=list)
-    tasks: list[asyncio.Task] = field(default_factory=list)
-    arrivals: list[tuple[float, int, str]] = field(default_factory=list)  # (monotonic time, client, raw message)
+    connections: list[Listener] = field(default_factory=list)
+    arrivals: list[Arrival] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
+    numbers: Iterator[int] = field(default_factory=itertools.count)  # one per client, in the order they connect
 
-    async def listen(self, client: int, connection: ClientConnection) -> None:
-        # Timestamp now, decode later: the loop must be free for the next client's frame.
-        with contextlib.suppress(ConnectionClosed):
-            async for message in connection:
-                self.arrivals.append((time.monotonic(), client, message))
+    async def connect(self, url: str) -> Listener:
+        uri = parse_uri(url)
+        _, listener = await asyncio.get_running_loop().create_connection(
+            lambda: Listener(url, next(self.numbers), self.arrivals), uri.host, uri.port
+        )
+        await asyncio.wait_for(asyncio.shield(listener.opened), 60)
+        return listener
 
     async def grow_to(self, url: str, count: int) -> None:
         while len(self.connections) + sum(self.failures.values()) < count:
             size = min(CONNECT_BATCH, count - len(self.connections) - sum(self.failures.values()))
-            batch = await asyncio.gather(
-                *(connect(url, proxy=None, open_timeout=60, ping_interval=None) for _ in range(size)),
-                return_exceptions=True,
-            )
-            for result in batch:
-                if isinstance(result, ClientConnection):
-                    self.tasks.append(asyncio.create_task(self.listen(len(self.connections), result)))
+            for result in await asyncio.gather(*(self.connect(url) for _ in range(size)), return_exceptions=True):
+                if isinstance(result, Listener):
                     self.connections.append(result)
                 else:
                     self.failures[type(result).__name__] += 1
 
+    def dropped(self) -> int:
+        """Listeners whose connection ended."""
+        return sum(listener.closed.done() for listener in self.connections)
+
     async def close(self) -> None:
         for start in range(0, len(self.connections), CONNECT_BATCH):
-            await asyncio.gather(*(ws.close() for ws in self.connections[start : start + CONNECT_BATCH]))
-        await asyncio.gather(*self.tasks)
+            await asyncio.gather(*(listener.close() for listener in self.connections[start : start + CONNECT_BATCH]))
 
 
 async def fanout_level(server: Broadcaster, listeners: Listeners, config: LoadConfig) -> dict:
@@ -491,14 +555,14 @@ async def fanout_level(server: Broadcaster, listeners: Listeners, config: LoadCo
     return {
         "clients": clients,
         "connect_failures": dict(listeners.failures),
-        "dropped": sum(task.done() for task in listeners.tasks),  # listeners whose connection ended
+        "dropped": listeners.dropped(),
         "uploads": config.fanout_uploads,
         "upload_errors": dict(errors),
         "expected": clients * len(sent_at),
         "delivered": len(delivered),
         "ms": milliseconds(latencies),
         "response_ms_p50": round(percentile(response_ms, 0.5), 1),
-        "message_bytes": len(arrivals[0][2].encode()) if arrivals else 0,
+        "message_bytes": len(arrivals[0][2]) if arrivals else 0,
         "seconds": round(elapsed, 2),
         "server_cpu_s": round(server_cpu, 2),
         "client_cpu_s": round(own_cpu, 2),
@@ -509,9 +573,10 @@ async def listener_levels(
     target: Broadcaster, config: LoadConfig, fanout_levels: list[int], log: Log, after: Callable[[int], None]
 ) -> tuple[list[dict], dict]:
     """The fan-out levels and the broadcast levels, on one growing set of listeners; `after(count)` after each
-    count. The broadcast's answer time with no listeners first."""
+    count. With broadcast levels, the upload's answer time with no listeners first."""
     listeners = Listeners()
-    fanouts, broadcasts = [], {"idle": await broadcast_level(target, listeners, config), "levels": []}
+    idle = await broadcast_level(target, listeners, config) if config.broadcast_listeners else None
+    fanouts, broadcasts = [], {"idle": idle, "levels": []}
     try:
         for count in sorted(set(fanout_levels) | set(config.broadcast_listeners)):
             started = time.monotonic()
@@ -575,9 +640,7 @@ async def wait_for_deliveries(listeners: Listeners, mark: int, uploads: list[Upl
         await asyncio.sleep(0.01)
 
 
-def delivery_times(
-    sent_at: dict[str, float], arrivals: list[tuple[float, int, str]], clients: int
-) -> dict[str, dict | int]:
+def delivery_times(sent_at: dict[str, float], arrivals: list[Arrival], clients: int) -> dict[str, dict | int]:
     """Milliseconds from each POST to each client's first message about it, over all deliveries, and per
     upload to the last client that received it (whether or not all of them did)."""
     arrived_at: dict[tuple[str, int], float] = {}
@@ -604,7 +667,7 @@ async def broadcast_level(target: Broadcaster, listeners: Listeners, config: Loa
     config.broadcast_uploads paced ones; times from each POST to its answer and to each listener's message."""
     first = len(listeners.arrivals)
     await wait_for_deliveries(listeners, first, await paced_uploads(target.base_url, config.broadcast_photo, 1, 0))
-    message_bytes = len(listeners.arrivals[first][2].encode()) if len(listeners.arrivals) > first else 0
+    message_bytes = len(listeners.arrivals[first][2]) if len(listeners.arrivals) > first else 0
     mark = len(listeners.arrivals)
     server_cpu, own_cpu = cpu_seconds(target.pids()), own_cpu_seconds()
     uploads = await paced_uploads(
@@ -616,7 +679,7 @@ async def broadcast_level(target: Broadcaster, listeners: Listeners, config: Loa
     return {
         "clients": len(listeners.connections),
         "connect_failures": dict(listeners.failures),
-        "dropped": sum(task.done() for task in listeners.tasks),
+        "dropped": listeners.dropped(),
         "uploads": len(uploads),
         "upload_errors": dict(Counter(str(upload.status) for upload in uploads if upload.detection_id is None)),
         "answer_ms": milliseconds([upload.answer_ms for upload in uploads if upload.detection_id is not None]),
@@ -702,7 +765,7 @@ def targets(report: dict) -> list[dict]:
     """Issue 11's targets for the broadcast and the uploads, each measured, its limit, and whether it holds
     (None: not measured in this run)."""
     broadcast = report["broadcast"]
-    idle_answer = broadcast["idle"]["answer_ms"]["p50"]
+    idle_answer = broadcast["idle"]["answer_ms"]["p50"] if broadcast["idle"] else None
     ours = {level["listeners"]: level for level in broadcast["levels"]}
     bare = {level["listeners"]: level for level in (report["bare_broadcast"] or {"levels": []})["levels"]}
     found = []
@@ -799,7 +862,7 @@ def format_report(report: dict) -> str:
         f" {'p99':>6} {'max':>6} {'answer p50':>10} {'p99':>6} {'msg B':>6} {'srv CPU s':>9} {'cli CPU s':>9}",
     ]
     for server_name, broadcasts in (("ours", report["broadcast"]), ("bare", report["bare_broadcast"])):
-        for level in [broadcasts["idle"], *broadcasts["levels"]] if broadcasts else []:
+        for level in [broadcasts["idle"], *broadcasts["levels"]] if broadcasts and broadcasts["idle"] else []:
             lines.append(f"{server_name:<6} " + broadcast_row(level))
     lines += ["", "Targets (issue 11; this run)"]
     for target in report["targets"]:
