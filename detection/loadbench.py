@@ -817,7 +817,7 @@ def format_report(report: dict) -> str:
     lines = [
         f"Server: {server['workers']} process(es), {server['channel_layer']} channel layer, profile "
         f"{server['detector_profile']}, {server['detection_workers']} detections at once (+{server['detection_queue']} "
-        f"waiting) per process; {report['machine']['cores']} cores",
+        f"waiting) per process; {report['machine']['cores']} cores, {report['machine']['processor']}",
         "",
         "Uploads (latency of the 201s; floor: the same image work without a server, just before and after each "
         "level, in a plain loop and on as many threads as the server's detection slots)",
