@@ -723,6 +723,8 @@ def run_load_benchmark(config: LoadConfig, log: Log) -> dict:
         "machine": {
             "processor": cpu_model(),
             "cores": os.cpu_count(),
+            # At the end of the run, over 1, 5 and 15 minutes: how much else wanted these cores.
+            "load_average": [round(load, 2) for load in os.getloadavg()],
             "python": platform.python_version(),
         },
         "server": {
@@ -817,7 +819,8 @@ def format_report(report: dict) -> str:
     lines = [
         f"Server: {server['workers']} process(es), {server['channel_layer']} channel layer, profile "
         f"{server['detector_profile']}, {server['detection_workers']} detections at once (+{server['detection_queue']} "
-        f"waiting) per process; {report['machine']['cores']} cores, {report['machine']['processor']}",
+        f"waiting) per process; {report['machine']['cores']} cores, {report['machine']['processor']}; load average "
+        f"{' / '.join(map(str, report['machine']['load_average']))} (1 / 5 / 15 min, at the end)",
         "",
         "Uploads (latency of the 201s; floor: the same image work without a server, just before and after each "
         "level, in a plain loop and on as many threads as the server's detection slots)",
