@@ -57,7 +57,15 @@ class GracefulServer(Server):
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signal_number, lambda number, frame: reactor.callFromThread(self.stop_gracefully))
         self.signal_handlers = False  # ours replace Twisted's, which stop at once
+        from detection.broadcast import server_loop  # needs Django's apps, loaded with the application by now
+
+        server_loop.loop = daphne_server.twisted_loop  # the loop Daphne's reactor runs
         super().run()
+
+    def create_application(self, protocol: object, scope: dict) -> object:
+        if isinstance(protocol, BoundedWebSocketProtocol):
+            scope = {**scope, "extensions": {**scope.get("extensions", {}), **protocol.scope_extensions()}}
+        return super().create_application(protocol, scope)
 
     def listen_success(self, port) -> None:
         self.ports.append(port)
