@@ -50,9 +50,10 @@ DATASET ?= ../shared/faces/dev
 bench-detector: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py bench_detector --dataset $(DATASET) --output bench-detector.json $(ARGS)
 
-# Upload throughput against the same work without a server, websocket fan-out, memory: the real
-# server (./entrypoint.sh) on this machine. PHOTOS defaults to ../shared/faces/dev/images;
-# e.g. ARGS="--redis --workers 2". The JSON report goes to bench-load.json.
+# Upload throughput against the same work without a server, websocket fan-out, the broadcast beside
+# a bare websockets broadcaster, memory, and issue 11's targets: the real server (./entrypoint.sh) on
+# this machine. PHOTOS defaults to ../shared/faces/dev/images; e.g. ARGS="--redis --workers 2", or
+# only the broadcast: ARGS="--redis --clients --websockets --broadcast 1000". JSON: bench-load.json.
 PHOTOS ?= ../shared/faces/dev/images
 bench-load: $(VENV)/.dev-installed
 	$(BIN)/python manage.py bench_load --photos $(PHOTOS) --output bench-load.json $(ARGS)

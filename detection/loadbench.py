@@ -4,10 +4,14 @@ start it, under concurrent uploads and thousands of /faces websockets, with its 
 Uploads are set beside a *floor*: the same image work (decode, detect, draw, encode) in a plain loop
 in this process, with no web server at all; and beside the same work on as many threads as the
 server has detection slots, the most this machine does without a server.
+
+The broadcast is set beside a *yardstick*: detection/bare_broadcaster.py, websockets' own
+`broadcast()` with no framework and no detection, measured in the same run by the same client.
 """
 
 import asyncio
 import contextlib
+import io
 import itertools
 import json
 import mimetypes
@@ -25,13 +29,15 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import redis
 import requests
 from django.conf import settings
+from PIL import Image, ImageOps
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -45,6 +51,11 @@ STARTUP_SECONDS = 120
 CONNECT_BATCH = 200
 # How long after its POST a message may still arrive and count as delivered.
 DELIVERY_SECONDS = 10.0
+# The targets of issue 11 for the broadcast and for uploads.
+BROADCAST_MARGIN_MS = 50  # over the upload's own time plus the bare broadcaster's p99, at 1,000 listeners
+CROWD_P99_MS = 1000  # POST to the last client, 5,000 listeners
+ANSWER_SLOWDOWN = 1.2  # the upload's answer with 1,000 listeners against none
+SLOTS_FLOOR_RATIO = 0.85  # 16 concurrent uploaders against the slots-wide floor
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 Log = Callable[[str], None]
@@ -65,6 +76,10 @@ class LoadConfig:
     uploads: int  # per upload level
     websockets: list[int]  # listeners on /faces, one level each (cumulative: the same server)
     fanout_uploads: int  # per fan-out level, one at a time
+    broadcast_photo: Photo  # a real photo at 512 px: a broadcast with real detection work around it
+    broadcast_listeners: list[int]  # listeners, one broadcast level each (the same connections as fan-out)
+    broadcast_uploads: int = 20  # per broadcast level, after an untimed one
+    broadcast_interval: float = 0.5  # seconds between their POSTs, whether or not they were delivered
     workers: int = 1
     redis_url: str = ""
     layer: str = "core"
@@ -77,6 +92,16 @@ def load_photos(folder: Path) -> list[Photo]:
         if path.is_file() and content_type.startswith("image/"):
             photos.append(Photo(path.name, path.read_bytes(), content_type))
     return photos
+
+
+def downscaled(photo: Photo, long_side: int) -> Photo:
+    """`photo` shrunk to `long_side` pixels on its longer side, as a JPEG named after its size."""
+    with Image.open(io.BytesIO(photo.data)) as opened:
+        image = ImageOps.exif_transpose(opened).convert("RGB")
+    image.thumbnail((long_side, long_side))
+    encoded = io.BytesIO()
+    image.save(encoded, "JPEG", quality=90)
+    return Photo(f"{Path(photo.name).stem}-{image.width}x{image.height}.jpg", encoded.getvalue(), "image/jpeg")
 
 
 def milliseconds(values: list[float]) -> dict[str, float | None]:
@@ -107,12 +132,42 @@ class Server:
     def ws_url(self) -> str:
         return f"ws://{HOST}:{self.port}/faces"
 
-    def daphne_pids(self) -> list[int]:
+    def pids(self) -> list[int]:
         # With WORKERS > 1 the entrypoint's process supervises; its children are the Daphne processes.
         return children(self.process.pid) or [self.process.pid]
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class BareBroadcaster:
+    process: subprocess.Popen
+    upload_port: int
+    websocket_port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.upload_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{HOST}:{self.websocket_port}/"
+
+    def pids(self) -> list[int]:
+        return [self.process.pid]
+
+
+class Broadcaster(Protocol):
+    """What the broadcast measurement needs of a server: ours or the bare one."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def ws_url(self) -> str: ...
+
+    def pids(self) -> list[int]: ...
 
 
 def children(pid: int) -> list[int]:
@@ -180,6 +235,28 @@ def running_server(root: Path, config: LoadConfig) -> Iterator[Server]:
                 connection.delete(key)
 
 
+@contextlib.contextmanager
+def running_bare_broadcaster(message_bytes: int) -> Iterator[BareBroadcaster]:
+    upload_port, websocket_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "detection.bare_broadcaster"),
+            *("--upload-port", str(upload_port), "--ws-port", str(websocket_port)),
+            *("--message-bytes", str(message_bytes)),
+        ],
+        cwd=settings.BASE_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"The bare broadcaster did not start (exit code {process.wait()}).")
+        yield BareBroadcaster(process, upload_port, websocket_port)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def wait_until_healthy(server: Server) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
@@ -220,7 +297,7 @@ def own_cpu_seconds() -> float:
 def memory(server: Server, phase: str) -> dict:
     """Current and peak resident memory of each Daphne process, in MiB."""
     processes = []
-    for pid in server.daphne_pids():
+    for pid in server.pids():
         status = dict(
             line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
         )
@@ -326,9 +403,9 @@ def throughput(server: Server, config: LoadConfig, log: Log) -> list[dict]:
     levels = []
     for clients in config.clients:
         before = [floor_run(batch, threads) for threads in (1, detection_slots(config))]
-        server_cpu, own_cpu = cpu_seconds(server.daphne_pids()), own_cpu_seconds()
+        server_cpu, own_cpu = cpu_seconds(server.pids()), own_cpu_seconds()
         level = upload_level(server, batch, clients)
-        level["server_cpu_s"] = round(cpu_seconds(server.daphne_pids()) - server_cpu, 2)
+        level["server_cpu_s"] = round(cpu_seconds(server.pids()) - server_cpu, 2)
         level["client_cpu_s"] = round(own_cpu_seconds() - own_cpu, 2)
         after = [floor_run(batch, threads) for threads in (1, detection_slots(config))]
         # The floor is a plain loop, one photo after another; beside it, as many photos at once as
@@ -349,10 +426,10 @@ def throughput(server: Server, config: LoadConfig, log: Log) -> list[dict]:
 
 @dataclass
 class Listeners:
-    connections: list[ClientConnection]
-    tasks: list[asyncio.Task]
-    arrivals: list[tuple[float, int, str]]  # (monotonic time, client, raw message)
-    failures: Counter[str]
+    connections: list[ClientConnection] = field(default_factory=list)
+    tasks: list[asyncio.Task] = field(default_factory=list)
+    arrivals: list[tuple[float, int, str]] = field(default_factory=list)  # (monotonic time, client, raw message)
+    failures: Counter[str] = field(default_factory=Counter)
 
     async def listen(self, client: int, connection: ClientConnection) -> None:
         # Timestamp now, decode later: the loop must be free for the next client's frame.
@@ -380,14 +457,14 @@ class Listeners:
         await asyncio.gather(*self.tasks)
 
 
-async def fanout_level(server: Server, listeners: Listeners, config: LoadConfig) -> dict:
+async def fanout_level(server: Broadcaster, listeners: Listeners, config: LoadConfig) -> dict:
     """Upload one photo at a time; time from each POST to each listener's message."""
     clients = len(listeners.connections)
     first = len(listeners.arrivals)
     sent_at: dict[str, float] = {}
     response_ms: list[float] = []
     errors: Counter[str] = Counter()
-    server_cpu, own_cpu, started = cpu_seconds(server.daphne_pids()), own_cpu_seconds(), time.monotonic()
+    server_cpu, own_cpu, started = cpu_seconds(server.pids()), own_cpu_seconds(), time.monotonic()
     with new_session() as session:
         for _ in range(config.fanout_uploads):
             mark = len(listeners.arrivals)
@@ -401,7 +478,7 @@ async def fanout_level(server: Server, listeners: Listeners, config: LoadConfig)
             while len(listeners.arrivals) - mark < clients and time.monotonic() < sent + DELIVERY_SECONDS:
                 await asyncio.sleep(0.005)
     elapsed = time.monotonic() - started
-    server_cpu, own_cpu = cpu_seconds(server.daphne_pids()) - server_cpu, own_cpu_seconds() - own_cpu
+    server_cpu, own_cpu = cpu_seconds(server.pids()) - server_cpu, own_cpu_seconds() - own_cpu
 
     arrivals = listeners.arrivals[first:]
     delivered: set[tuple[str, int]] = set()
@@ -428,22 +505,135 @@ async def fanout_level(server: Server, listeners: Listeners, config: LoadConfig)
     }
 
 
-async def fanout(server: Server, config: LoadConfig, snapshots: list[dict], log: Log) -> list[dict]:
-    listeners = Listeners([], [], [], Counter())
-    levels = []
+async def listener_levels(
+    target: Broadcaster, config: LoadConfig, fanout_levels: list[int], log: Log, after: Callable[[int], None]
+) -> tuple[list[dict], dict]:
+    """The fan-out levels and the broadcast levels, on one growing set of listeners; `after(count)` after each
+    count. The broadcast's answer time with no listeners first."""
+    listeners = Listeners()
+    fanouts, broadcasts = [], {"idle": await broadcast_level(target, listeners, config), "levels": []}
     try:
-        for count in config.websockets:
+        for count in sorted(set(fanout_levels) | set(config.broadcast_listeners)):
             started = time.monotonic()
-            await listeners.grow_to(server.ws_url, count)
-            connect_seconds = time.monotonic() - started
-            level = await fanout_level(server, listeners, config)
-            level["connect_seconds"] = round(connect_seconds, 1)
-            log(f"fan-out, {count} websockets: {level['delivered']}/{level['expected']} delivered")
-            levels.append(level)
-            snapshots.append(memory(server, f"after fan-out to {count}"))
+            await listeners.grow_to(target.ws_url, count)
+            connect_seconds = round(time.monotonic() - started, 1)
+            if count in fanout_levels:
+                level = await fanout_level(target, listeners, config)
+                fanouts.append({**level, "connect_seconds": connect_seconds})
+                log(f"fan-out, {count} websockets: {level['delivered']}/{level['expected']} delivered")
+            if count in config.broadcast_listeners:
+                level = await broadcast_level(target, listeners, config)
+                broadcasts["levels"].append({**level, "listeners": count, "connect_seconds": connect_seconds})
+                log(f"broadcast, {count} websockets: {level['delivered']}/{level['expected']} delivered")
+            after(count)
     finally:
         await listeners.close()
-    return levels
+    return fanouts, broadcasts
+
+
+# --- The broadcast: paced uploads of a 512-px photo, beside the bare broadcaster -------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    sent: float  # monotonic, just before the POST
+    answer_ms: float
+    status: int | str
+    detection_id: str | None  # what its websocket messages carry
+
+
+def timed_upload(base_url: str, photo: Photo) -> Upload:
+    with new_session() as session:
+        sent = time.monotonic()
+        try:
+            response = post_photo(session, base_url, photo)
+        except requests.RequestException as error:
+            return Upload(sent, (time.monotonic() - sent) * 1000, type(error).__name__, None)
+        answer_ms = (time.monotonic() - sent) * 1000
+        created = response.status_code == 201
+        return Upload(sent, answer_ms, response.status_code, str(response.json()["id"]) if created else None)
+
+
+async def paced_uploads(base_url: str, photo: Photo, count: int, interval: float) -> list[Upload]:
+    """`count` uploads, one every `interval` seconds, each sent on time whether the ones before are answered or not."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()  # the same clock as time.monotonic()
+    with ThreadPoolExecutor(count) as pool:
+
+        async def upload(index: int) -> Upload:
+            await asyncio.sleep(start + index * interval - loop.time())
+            return await loop.run_in_executor(pool, timed_upload, base_url, photo)
+
+        return list(await asyncio.gather(*(upload(index) for index in range(count))))
+
+
+async def wait_for_deliveries(listeners: Listeners, mark: int, uploads: list[Upload]) -> None:
+    """Until every listener has a message per created upload, or DELIVERY_SECONDS after the last POST."""
+    expected = len(listeners.connections) * sum(upload.detection_id is not None for upload in uploads)
+    deadline = max(upload.sent for upload in uploads) + DELIVERY_SECONDS
+    while len(listeners.arrivals) - mark < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+def delivery_times(
+    sent_at: dict[str, float], arrivals: list[tuple[float, int, str]], clients: int
+) -> dict[str, dict | int]:
+    """Milliseconds from each POST to each client's first message about it, over all deliveries, and per
+    upload to the last client that received it (whether or not all of them did)."""
+    arrived_at: dict[tuple[str, int], float] = {}
+    for arrived, client, raw in arrivals:
+        key = (str(json.loads(raw)["id"]), client)
+        if key[0] in sent_at and key not in arrived_at:
+            arrived_at[key] = arrived
+    last: dict[str, float] = {}
+    received: Counter[str] = Counter()
+    for (detection_id, _), arrived in arrived_at.items():
+        last[detection_id] = max(last.get(detection_id, 0.0), (arrived - sent_at[detection_id]) * 1000)
+        received[detection_id] += 1
+    return {
+        "expected": clients * len(sent_at),
+        "delivered": len(arrived_at),
+        "uploads_everyone_received": sum(received[detection_id] == clients for detection_id in sent_at),
+        "ms": milliseconds([(arrived - sent_at[key[0]]) * 1000 for key, arrived in arrived_at.items()]),
+        "last_client_ms": milliseconds(list(last.values())),
+    }
+
+
+async def broadcast_level(target: Broadcaster, listeners: Listeners, config: LoadConfig) -> dict:
+    """One untimed upload (a new input size for the detector, the first message for the client), then
+    config.broadcast_uploads paced ones; times from each POST to its answer and to each listener's message."""
+    first = len(listeners.arrivals)
+    await wait_for_deliveries(listeners, first, await paced_uploads(target.base_url, config.broadcast_photo, 1, 0))
+    message_bytes = len(listeners.arrivals[first][2].encode()) if len(listeners.arrivals) > first else 0
+    mark = len(listeners.arrivals)
+    server_cpu, own_cpu = cpu_seconds(target.pids()), own_cpu_seconds()
+    uploads = await paced_uploads(
+        target.base_url, config.broadcast_photo, config.broadcast_uploads, config.broadcast_interval
+    )
+    await wait_for_deliveries(listeners, mark, uploads)
+    server_cpu, own_cpu = cpu_seconds(target.pids()) - server_cpu, own_cpu_seconds() - own_cpu
+    sent_at = {upload.detection_id: upload.sent for upload in uploads if upload.detection_id is not None}
+    return {
+        "clients": len(listeners.connections),
+        "connect_failures": dict(listeners.failures),
+        "dropped": sum(task.done() for task in listeners.tasks),
+        "uploads": len(uploads),
+        "upload_errors": dict(Counter(str(upload.status) for upload in uploads if upload.detection_id is None)),
+        "answer_ms": milliseconds([upload.answer_ms for upload in uploads if upload.detection_id is not None]),
+        **delivery_times(sent_at, listeners.arrivals[mark:], len(listeners.connections)),
+        "message_bytes": message_bytes,
+        "server_cpu_s": round(server_cpu, 2),
+        "client_cpu_s": round(own_cpu, 2),
+    }
+
+
+async def yardstick(config: LoadConfig, message_bytes: int, log: Log) -> dict:
+    """The broadcast levels against the bare broadcaster, sending messages as long as ours."""
+    with running_bare_broadcaster(message_bytes) as bare:
+        _, broadcasts = await listener_levels(
+            bare, config, [], log=lambda line: log(f"bare broadcaster: {line}"), after=lambda count: None
+        )
+    return broadcasts
 
 
 # --- The whole run ----------------------------------------------------------------------------
@@ -457,11 +647,18 @@ def run_load_benchmark(config: LoadConfig, log: Log) -> dict:
         warm_up(server, config)
         uploads = throughput(server, config, log)
         snapshots.append(memory(server, "after uploads"))
-        websockets = asyncio.run(fanout(server, config, snapshots, log))
-    return {
+
+        def snapshot(count: int) -> None:
+            snapshots.append(memory(server, f"with {count} websockets"))
+
+        fanouts, broadcasts = asyncio.run(listener_levels(server, config, config.websockets, log, after=snapshot))
+    # The same size of message as ours, measured just now.
+    message_bytes = max((level["message_bytes"] for level in broadcasts["levels"]), default=0)
+    bare = asyncio.run(yardstick(config, message_bytes, log)) if config.broadcast_listeners else None
+    report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
-            "processor": platform.processor() or platform.machine(),
+            "processor": cpu_model(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
         },
@@ -479,11 +676,77 @@ def run_load_benchmark(config: LoadConfig, log: Log) -> dict:
             "uploads": config.uploads,
             "websockets": config.websockets,
             "fanout_uploads": config.fanout_uploads,
+            "broadcast_photo": config.broadcast_photo.name,
+            "broadcast_photo_bytes": len(config.broadcast_photo.data),
+            "broadcast_listeners": config.broadcast_listeners,
+            "broadcast_uploads": config.broadcast_uploads,
+            "broadcast_interval": config.broadcast_interval,
         },
         "throughput": uploads,
-        "fanout": websockets,
+        "fanout": fanouts,
+        "broadcast": broadcasts,
+        "bare_broadcast": bare,
         "memory": snapshots,
     }
+    return {**report, "targets": targets(report)}
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
+def targets(report: dict) -> list[dict]:
+    """Issue 11's targets for the broadcast and the uploads, each measured, its limit, and whether it holds
+    (None: not measured in this run)."""
+    broadcast = report["broadcast"]
+    idle_answer = broadcast["idle"]["answer_ms"]["p50"]
+    ours = {level["listeners"]: level for level in broadcast["levels"]}
+    bare = {level["listeners"]: level for level in (report["bare_broadcast"] or {"levels": []})["levels"]}
+    found = []
+
+    def target(name: str, measured: float | None, limit: float | None, holds: bool | None = None) -> None:
+        if holds is None and None not in (measured, limit):
+            holds = measured <= limit
+        found.append({"name": name, "measured": measured, "limit": limit, "holds": holds})
+
+    if 1000 in ours and 1000 in bare:
+        bare_p99 = bare[1000]["last_client_ms"]["p99"]
+        limit = None if None in (idle_answer, bare_p99) else round(idle_answer + bare_p99 + BROADCAST_MARGIN_MS, 1)
+        name = (
+            f"1,000 listeners: p99 POST -> last client <= upload alone (p50 {idle_answer} ms) "
+            f"+ bare broadcaster's p99 ({bare_p99} ms) + {BROADCAST_MARGIN_MS} ms"
+        )
+        target(name, ours[1000]["last_client_ms"]["p99"], limit)
+    else:
+        target("1,000 listeners: p99 POST -> last client (needs --broadcast 1000)", None, None)
+    if 5000 in ours:
+        crowd = ours[5000]
+        everyone = crowd["delivered"] == crowd["expected"] > 0
+        p99 = crowd["last_client_ms"]["p99"]
+        name = (
+            f"5,000 listeners, {report['server']['workers']} process(es): everyone receives "
+            f"({crowd['delivered']}/{crowd['expected']}) and p99 POST -> last client <= {CROWD_P99_MS} ms"
+        )
+        target(name, p99, CROWD_P99_MS, everyone and p99 is not None and p99 <= CROWD_P99_MS)
+    else:
+        target("5,000 listeners: everyone receives, p99 <= 1 s (needs --broadcast 5000)", None, None)
+    if 1000 in ours:
+        limit = None if idle_answer is None else round(ANSWER_SLOWDOWN * idle_answer, 1)
+        name = f"upload's answer p50 with 1,000 listeners <= {ANSWER_SLOWDOWN} x with none ({idle_answer} ms)"
+        target(name, ours[1000]["answer_ms"]["p50"], limit)
+    else:
+        target("upload's answer with 1,000 listeners (needs --broadcast 1000)", None, None)
+    crowded = next((level for level in report["throughput"] if level["clients"] == 16), None)
+    name = f"16 concurrent uploaders: uploads/s >= {SLOTS_FLOOR_RATIO} x the slots-wide floor"
+    if crowded:
+        ratio = crowded["parallel_ratio"]
+        target(name, ratio, SLOTS_FLOOR_RATIO, ratio >= SLOTS_FLOOR_RATIO)
+    else:
+        target(name + " (needs --clients 16)", None, None)
+    return found
 
 
 def format_report(report: dict) -> str:
@@ -525,6 +788,24 @@ def format_report(report: dict) -> str:
             + f" {level['response_ms_p50']:>7} {level['message_bytes']:>6} {level['server_cpu_s']:>9}"
             f" {level['client_cpu_s']:>9} {level['seconds']:>6}" + (f"   ({', '.join(problems)})" if problems else "")
         )
+    options = report["options"]
+    lines += [
+        "",
+        f"Broadcast ({options['broadcast_photo']}, {options['broadcast_photo_bytes']:,} B; per level one untimed "
+        f"upload, then {options['broadcast_uploads']} sent {options['broadcast_interval']} s apart without waiting "
+        "for deliveries; ms from each POST sent: to each delivery, to the last client per upload, to its answer; "
+        "full: uploads that every client received)",
+        f"{'server':<6} {'clients':>7} {'delivered':>13} {'full':>6} {'p50':>6} {'p99':>6} {'last p50':>8}"
+        f" {'p99':>6} {'max':>6} {'answer p50':>10} {'p99':>6} {'msg B':>6} {'srv CPU s':>9} {'cli CPU s':>9}",
+    ]
+    for server_name, broadcasts in (("ours", report["broadcast"]), ("bare", report["bare_broadcast"])):
+        for level in [broadcasts["idle"], *broadcasts["levels"]] if broadcasts else []:
+            lines.append(f"{server_name:<6} " + broadcast_row(level))
+    lines += ["", "Targets (issue 11; this run)"]
+    for target in report["targets"]:
+        verdict = {True: "holds", False: "MISSED", None: "not measured"}[target["holds"]]
+        measured = f": {target['measured']} (limit {target['limit']})" if target["measured"] is not None else ""
+        lines.append(f"  {verdict:<12} {target['name']}{measured}")
     lines += ["", "Memory of the Daphne processes (MiB)", f"{'phase':<26} {'pid':>8} {'RSS':>7} {'peak':>7}"]
     for snapshot in report["memory"]:
         for process in snapshot["processes"]:
@@ -532,3 +813,20 @@ def format_report(report: dict) -> str:
                 f"{snapshot['phase']:<26} {process['pid']:>8} {process['rss_mb']:>7.1f} {process['peak_rss_mb']:>7.1f}"
             )
     return "\n".join(lines)
+
+
+def broadcast_row(level: dict) -> str:
+    def ms(values: dict, key: str, width: int = 6) -> str:
+        return f"{values[key] if values[key] is not None else '-':>{width}}"
+
+    problems = [f"{count} {name}" for name, count in level["connect_failures"].items()]
+    problems += [f"{level['dropped']} dropped"] if level["dropped"] else []
+    problems += [f"upload {status}x{count}" for status, count in level["upload_errors"].items()]
+    deliveries, last, answer = level["ms"], level["last_client_ms"], level["answer_ms"]
+    return (
+        f"{level['clients']:>7} {level['delivered']:>6}/{level['expected']:<6} "
+        f"{level['uploads_everyone_received']:>3}/{level['uploads']:<2} {ms(deliveries, 'p50')} {ms(deliveries, 'p99')}"
+        f" {ms(last, 'p50', 8)} {ms(last, 'p99')} {ms(last, 'max')} {ms(answer, 'p50', 10)} {ms(answer, 'p99')}"
+        f" {level['message_bytes']:>6} {level['server_cpu_s']:>9} {level['client_cpu_s']:>9}"
+        + (f"   ({', '.join(problems)})" if problems else "")
+    )

@@ -1,5 +1,6 @@
 """The load benchmark end to end, with tiny numbers: it starts the real server and reports every section."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,6 +11,17 @@ import pytest
 from django.core.management import call_command
 from PIL import Image
 from skimage import data
+from websockets.asyncio.client import connect
+
+from detection.loadbench import (
+    BareBroadcaster,
+    Photo,
+    Upload,
+    delivery_times,
+    paced_uploads,
+    running_bare_broadcaster,
+    targets,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +37,7 @@ def test_the_command_measures_a_live_server_and_writes_json(tmp_path, capsys):
         "bench_load",
         *("--photos", str(photos), "--clients", "1", "2", "--uploads", "2"),
         *("--websockets", "5", "--fanout-uploads", "2", "--output", str(output)),
+        *("--broadcast", "3", "5", "--broadcast-uploads", "2", "--broadcast-interval", "0.1"),
     )
 
     printed = capsys.readouterr().out
@@ -41,7 +54,17 @@ def test_the_command_measures_a_live_server_and_writes_json(tmp_path, capsys):
     assert fanout["expected"] == 10 and fanout["delivered"] == 10
     assert fanout["ms"]["max"] > 0
     phases = [snapshot["phase"] for snapshot in report["memory"]]
-    assert phases == ["at rest", "after uploads", "after fan-out to 5"]
+    assert phases == ["at rest", "after uploads", "with 3 websockets", "with 5 websockets"]
+    assert report["options"]["broadcast_photo"] == "astronaut-512x512.jpg"
+    for broadcasts in (report["broadcast"], report["bare_broadcast"]):
+        assert broadcasts["idle"]["clients"] == 0 and broadcasts["idle"]["answer_ms"]["p50"] > 0
+        assert [level["listeners"] for level in broadcasts["levels"]] == [3, 5]
+        for level in broadcasts["levels"]:
+            assert level["delivered"] == level["expected"] == 2 * level["listeners"]
+            assert level["uploads_everyone_received"] == 2 and level["last_client_ms"]["max"] > 0
+    # The yardstick sends messages as long as ours.
+    assert report["bare_broadcast"]["levels"][0]["message_bytes"] == report["broadcast"]["levels"][0]["message_bytes"]
+    assert "Broadcast" in printed and "Targets" in printed
     assert all(process["rss_mb"] > 0 for snapshot in report["memory"] for process in snapshot["processes"])
 
 
@@ -62,3 +85,87 @@ def test_without_the_development_dependencies_it_says_which_to_install(module):
     assert "Traceback" not in result.stderr
     assert f"bench_load needs the development dependencies, and {module} is missing" in result.stderr
     assert "requirements-dev.txt" in result.stderr
+
+
+def test_the_bare_broadcaster_sends_every_client_a_message_of_the_asked_size_with_the_uploads_id():
+    async def upload_and_listen(bare: BareBroadcaster) -> tuple[list[list[str]], list[Upload]]:
+        clients = [await connect(bare.ws_url, proxy=None) for _ in range(3)]
+        uploads = await paced_uploads(bare.base_url, Photo("p.jpg", b"x" * 100_000, "image/jpeg"), 2, 0.05)
+        messages = [[await asyncio.wait_for(client.recv(), 5) for _ in uploads] for client in clients]
+        for client in clients:
+            await client.close()
+        return messages, uploads
+
+    with running_bare_broadcaster(message_bytes=700) as bare:
+        messages, uploads = asyncio.run(upload_and_listen(bare))
+
+    assert [upload.status for upload in uploads] == [201, 201]
+    ids = {upload.detection_id for upload in uploads}
+    assert len(ids) == 2
+    for received in messages:  # by each client
+        assert {str(json.loads(message)["id"]) for message in received} == ids
+        assert all(len(message) == 700 for message in received)
+
+
+def message(detection_id: str) -> str:
+    return json.dumps({"type": "detection.created", "id": detection_id})
+
+
+def test_delivery_times_count_each_clients_first_message_and_the_last_client_per_upload():
+    sent_at = {"a": 10.0, "b": 10.5}
+    arrivals = [
+        (10.1, 0, message("a")),
+        (10.3, 1, message("a")),
+        (10.4, 1, message("a")),  # a second copy to the same client: not a delivery
+        (10.2, 0, message("other")),  # not one of these uploads
+        (10.6, 0, message("b")),  # client 1 never receives b
+    ]
+
+    times = delivery_times(sent_at, arrivals, clients=2)
+
+    assert (times["expected"], times["delivered"], times["uploads_everyone_received"]) == (4, 3, 1)
+    assert times["ms"]["max"] == pytest.approx(300) and times["ms"]["p50"] == pytest.approx(100)
+    # Per upload, its last delivery, whether or not everyone received it: a after 300 ms, b after 100 ms.
+    assert times["last_client_ms"]["p50"] == pytest.approx(100) and times["last_client_ms"]["max"] == pytest.approx(300)
+
+
+def broadcast_level(listeners: int, last_p99: float, answer_p50: float, delivered: int = 20) -> dict:
+    return {
+        "listeners": listeners,
+        "delivered": delivered * listeners,
+        "expected": 20 * listeners,
+        "last_client_ms": {"p99": last_p99},
+        "answer_ms": {"p50": answer_p50},
+    }
+
+
+def test_targets_set_this_servers_broadcast_against_its_own_upload_and_the_bare_broadcaster():
+    report = {
+        "server": {"workers": 1},
+        "broadcast": {
+            "idle": {"answer_ms": {"p50": 100.0}},
+            "levels": [broadcast_level(1000, 249.0, 121.0), broadcast_level(5000, 900.0, 130.0, delivered=19)],
+        },
+        "bare_broadcast": {"idle": {}, "levels": [broadcast_level(1000, 100.0, 5.0)]},
+        "throughput": [{"clients": 16, "parallel_ratio": 0.62}],
+    }
+
+    found = targets(report)
+
+    assert [(target["measured"], target["limit"], target["holds"]) for target in found] == [
+        (249.0, 250.0, True),  # 100 + 100 + 50
+        (900.0, 1000, False),  # in time, but not everyone received every upload
+        (121.0, 120.0, False),
+        (0.62, 0.85, False),
+    ]
+
+
+def test_targets_not_measured_in_a_run_say_so():
+    report = {
+        "server": {"workers": 1},
+        "broadcast": {"idle": {"answer_ms": {"p50": None}}, "levels": []},
+        "bare_broadcast": None,
+        "throughput": [],
+    }
+
+    assert [target["holds"] for target in targets(report)] == [None] * 4

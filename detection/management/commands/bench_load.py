@@ -9,6 +9,7 @@ from facesite.layers import REDIS_BACKENDS
 
 DEFAULT_PHOTOS = settings.BASE_DIR.parent / "shared" / "faces" / "dev" / "images"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+BROADCAST_LONG_SIDE = 512  # pixels: the size issue 11's broadcast was measured at
 
 
 class Command(BaseCommand):
@@ -25,13 +26,13 @@ class Command(BaseCommand):
             help=f"folder of photos to upload (default: {DEFAULT_PHOTOS})",
         )
         parser.add_argument(
-            "--clients", type=int, nargs="+", default=[1, 4, 16], help="concurrent uploaders, one level each"
+            "--clients", type=int, nargs="*", default=[1, 4, 16], help="concurrent uploaders, one level each"
         )
         parser.add_argument("--uploads", type=int, default=60, help="uploads per level of --clients")
         parser.add_argument(
             "--websockets",
             type=int,
-            nargs="+",
+            nargs="*",
             default=[100, 1000, 5000],
             help="/faces clients, one fan-out level each (kept connected from one level to the next)",
         )
@@ -40,6 +41,25 @@ class Command(BaseCommand):
             type=int,
             default=10,
             help="uploads per fan-out level, one at a time, of the folder's smallest photo",
+        )
+        parser.add_argument(
+            "--broadcast",
+            type=int,
+            nargs="*",
+            default=[1000, 5000],
+            help="/faces clients, one broadcast level each, on this server and then on the bare broadcaster "
+            "(the same connections as the fan-out levels)",
+        )
+        parser.add_argument(
+            "--broadcast-uploads", type=int, default=20, help="paced uploads per broadcast level, after an untimed one"
+        )
+        parser.add_argument(
+            "--broadcast-interval", type=float, default=0.5, help="seconds between the broadcast levels' POSTs"
+        )
+        parser.add_argument(
+            "--broadcast-photo",
+            metavar="NAME",
+            help="photo of the folder that the broadcast levels upload, at 512 px (default: the folder's first)",
         )
         parser.add_argument("--workers", type=int, default=1, help="Daphne processes (WORKERS); above 1 needs --redis")
         parser.add_argument(
@@ -59,7 +79,7 @@ class Command(BaseCommand):
     def handle(self, *args, photos: Path, redis_url: str, workers: int, **options) -> None:
         try:
             # Its HTTP and websocket clients (requests, websockets) are development dependencies.
-            from detection.loadbench import LoadConfig, format_report, load_photos, run_load_benchmark
+            from detection.loadbench import LoadConfig, downscaled, format_report, load_photos, run_load_benchmark
         except ModuleNotFoundError as error:
             raise CommandError(
                 f"bench_load needs the development dependencies, and {error.name.partition('.')[0]} is missing: "
@@ -74,6 +94,9 @@ class Command(BaseCommand):
         found = load_photos(photos) if photos.is_dir() else []
         if not found:
             raise CommandError(f"No photos in {photos}: pass --photos FOLDER.")
+        named = [photo for photo in found if photo.name == (options["broadcast_photo"] or found[0].name)]
+        if not named:
+            raise CommandError(f"No photo {options['broadcast_photo']} in {photos}.")
         config = LoadConfig(
             photos=found,
             fanout_photo=min(found, key=lambda photo: len(photo.data)),
@@ -81,6 +104,10 @@ class Command(BaseCommand):
             uploads=options["uploads"],
             websockets=options["websockets"],
             fanout_uploads=options["fanout_uploads"],
+            broadcast_photo=downscaled(named[0], BROADCAST_LONG_SIDE),
+            broadcast_listeners=options["broadcast"],
+            broadcast_uploads=options["broadcast_uploads"],
+            broadcast_interval=options["broadcast_interval"],
             workers=workers,
             redis_url=redis_url,
             layer=options["layer"],
