@@ -10,8 +10,9 @@ PROXY_HEADERS=true takes the client address and scheme from X-Forwarded-* (behin
 Daphne gets a bounded transport (facesite/transport.py) and a graceful stop: Daphne on its own drops
 the requests in flight when it gets SIGTERM (a deploy, `docker stop`). Here SIGTERM and SIGINT stop
 accepting connections, let the requests the application is working on finish (their detections are
-stored and broadcast before they answer), then stop; requests whose body is still arriving are not
-waited for. Daphne's plain access log is off: the application and the transport log JSON lines.
+stored, and their broadcasts handed to the event loop, before they answer), give those broadcasts a
+moment to go out, then stop; requests whose body is still arriving are not waited for. Daphne's
+plain access log is off: the application and the transport log JSON lines.
 """
 
 import logging
