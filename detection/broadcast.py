@@ -17,6 +17,20 @@ MESSAGE_TYPES = {Detection.Status.DONE: "detection.created", Detection.Status.FA
 logger = logging.getLogger(__name__)
 
 
+class ServerLoop:
+    """The event loop of this process's web server (Daphne's), once the server runs: a broadcast is
+    handed to it and the upload answers without waiting for it. Elsewhere (a queue worker, a command,
+    a test without the server) there is none, and a broadcast is sent and waited for."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def running(self) -> asyncio.AbstractEventLoop | None:
+        return self.loop if self.loop is not None and self.loop.is_running() else None
+
+
+server_loop = ServerLoop()
+
+
 def faces_message(event: dict) -> dict:
     """The channel layer message that relays `event` to every /faces client (see detection.relay).
 
@@ -29,10 +43,20 @@ async def send_to_group(message: dict) -> None:
         await get_channel_layer().group_send(FACES_GROUP, message)
 
 
-def broadcast_detection(detection: Detection) -> None:
-    """Send the detection to the group; a broken channel layer must not fail the upload or the task."""
-    event = {"type": MESSAGE_TYPES[detection.status], **DetectionSerializer(detection).data}
+async def send_to_group_logged(message: dict, detection_id: object) -> None:
     try:
-        async_to_sync(send_to_group)(faces_message(event))
+        await send_to_group(message)
     except Exception:
-        logger.exception("broadcast of detection %s failed", detection.id)
+        logger.exception("broadcast of detection %s failed", detection_id)
+
+
+def broadcast_detection(detection: Detection) -> None:
+    """Send the detection to the group; a broken channel layer must not fail the upload or the task.
+
+    Called once the row is committed (signals), so no client hears of it before it is there."""
+    message = faces_message({"type": MESSAGE_TYPES[detection.status], **DetectionSerializer(detection).data})
+    if loop := server_loop.running():
+        # Not waited for: the upload's answer does not depend on how many listen, nor on the layer.
+        asyncio.run_coroutine_threadsafe(send_to_group_logged(message, detection.id), loop)
+        return
+    async_to_sync(send_to_group_logged)(message, detection.id)

@@ -21,7 +21,7 @@ RETRY_SECONDS = 1.0
 # How long a new client waits for the process to join the group before it is accepted anyway.
 JOIN_WAIT_SECONDS = 5.0
 # Let the event loop serve requests between batches of a large broadcast.
-CLIENTS_PER_TURN = 500
+CLIENTS_PER_TURN = 100
 
 
 class Client(Protocol):

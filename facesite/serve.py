@@ -10,8 +10,9 @@ PROXY_HEADERS=true takes the client address and scheme from X-Forwarded-* (behin
 Daphne gets a bounded transport (facesite/transport.py) and a graceful stop: Daphne on its own drops
 the requests in flight when it gets SIGTERM (a deploy, `docker stop`). Here SIGTERM and SIGINT stop
 accepting connections, let the requests the application is working on finish (their detections are
-stored and broadcast before they answer), then stop; requests whose body is still arriving are not
-waited for. Daphne's plain access log is off: the application and the transport log JSON lines.
+stored, and their broadcasts handed to the event loop, before they answer), give those broadcasts a
+moment to go out, then stop; requests whose body is still arriving are not waited for. Daphne's
+plain access log is off: the application and the transport log JSON lines.
 """
 
 import logging
@@ -57,7 +58,15 @@ class GracefulServer(Server):
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signal_number, lambda number, frame: reactor.callFromThread(self.stop_gracefully))
         self.signal_handlers = False  # ours replace Twisted's, which stop at once
+        from detection.broadcast import server_loop  # needs Django's apps, loaded with the application by now
+
+        server_loop.loop = daphne_server.twisted_loop  # the loop Daphne's reactor runs
         super().run()
+
+    def create_application(self, protocol: object, scope: dict) -> object:
+        if isinstance(protocol, BoundedWebSocketProtocol):
+            scope = {**scope, "extensions": {**scope.get("extensions", {}), **protocol.scope_extensions()}}
+        return super().create_application(protocol, scope)
 
     def listen_success(self, port) -> None:
         self.ports.append(port)

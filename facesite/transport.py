@@ -16,12 +16,17 @@ frame for the application without limit. Our subclasses of Twisted's and Daphne'
   and a client past its budget of frames or bytes per window is disconnected (1008). A client that
   does not read its messages is disconnected past WEBSOCKET_MAX_BUFFER_BYTES unread, and messages
   are written at once when the socket can take them.
+- Broadcasts: the application may send a text that many clients get through the scope extension
+  SHARED_TEXT_EXTENSION; it is framed once per process and written as is to each client, without
+  the per-message hops between the application, Daphne and autobahn.
 """
 
 import logging
+import struct
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.ws_protocol import WebSocketProtocol
@@ -277,6 +282,25 @@ def unsent_bytes(transport: object) -> int:
     return len(buffered) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
 
 
+# The scope extension of a websocket whose protocol is ours: {"send": callable(text)}, sending now.
+SHARED_TEXT_EXTENSION = "facesite.shared_text"
+
+
+@lru_cache(maxsize=64)
+def text_frame(text: str) -> bytes:
+    """`text` as one websocket frame from a server (RFC 6455 5.2: final, text, unmasked, no
+    compression; what autobahn writes for Daphne's sendMessage, see tests). Built once per text:
+    a broadcast's clients share one string, and its hash is kept with it."""
+    payload = text.encode()
+    if len(payload) < 126:
+        head = struct.pack("!BB", 0x81, len(payload))
+    elif len(payload) < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, len(payload))
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, len(payload))
+    return head + payload
+
+
 class BoundedWebSocketProtocol(WebSocketProtocol):
     client_host = ""
     opened_at: float | None = None
@@ -337,12 +361,26 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         client = getattr(self, "client_addr", None)
         return {"path": self.request.path, "client": client[0] if client else self.client_host}
 
+    def scope_extensions(self) -> dict:
+        return {SHARED_TEXT_EXTENSION: {"send": self.send_shared_text}}
+
+    def send_shared_text(self, text: str) -> None:
+        """Send a text many clients get (a broadcast): framed once per process, written to this client now."""
+        # Closing or gone: Daphne, too, drops what the application sends to a client that went.
+        if self.state == self.STATE_OPEN and self.reading():
+            self.sendData(text_frame(text))
+
     def serverSend(self, content: str | bytes, binary: bool = False) -> None:
-        if unsent_bytes(self.transport) > settings.WEBSOCKET_MAX_BUFFER_BYTES:
-            logger.warning("websocket client not reading: disconnected", extra={"fields": self.log_fields()})
-            self.dropConnection(abort=True)
-            return
-        super().serverSend(content, binary)
+        if self.reading():
+            super().serverSend(content, binary)
+
+    def reading(self) -> bool:
+        """Whether the client takes its messages; one that leaves too many unread is disconnected."""
+        if unsent_bytes(self.transport) <= settings.WEBSOCKET_MAX_BUFFER_BYTES:
+            return True
+        logger.warning("websocket client not reading: disconnected", extra={"fields": self.log_fields()})
+        self.dropConnection(abort=True)
+        return False
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         # Twisted defers every write to a later pass of the loop (watch the socket for writable,

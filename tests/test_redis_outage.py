@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis.asyncio
+import requests
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -17,12 +18,14 @@ from rest_framework.test import APIClient
 
 from access import throttling
 from access.throttling import CacheOutage
+from detection.broadcast import BROADCAST_TIMEOUT_SECONDS
 from detection.models import Detection
 from facesite.asgi import application
 from facesite.caches import caches
 from facesite.layers import channel_layers
 from facesite.task_backends import rq_queues, task_backends
 from tests.conftest import RedisServer, stored_files
+from tests.live_server import running_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -200,3 +203,25 @@ async def test_a_redis_that_does_not_answer_holds_neither_an_upload_nor_a_new_we
     assert uploaded.status_code == 201
     assert uploading < 10
     await client.disconnect()
+
+
+@pytest.mark.timeout(120)
+def test_a_live_servers_upload_is_answered_without_waiting_for_its_broadcast(tmp_path, coffee_png):
+    # Daphne's process hands the broadcast to its event loop and answers: a channel layer that never
+    # answers would otherwise hold the upload for BROADCAST_TIMEOUT_SECONDS.
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as silent:
+        configuration = {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "REDIS_URL": f"redis://127.0.0.1:{silent.getsockname()[1]}/0",
+            "THROTTLE_UPLOADS": "",  # no cache in the way: only the broadcast needs Redis
+            "THROTTLE_READS": "",
+        }
+        with running_server(tmp_path, configuration) as server:
+            uploads = []
+            for _ in range(2):  # the first loads the detector
+                started = time.monotonic()
+                response = requests.post(server.base_url + "/image", files={"image": ("c.png", coffee_png)}, timeout=60)
+                uploads.append((response.status_code, time.monotonic() - started))
+
+    assert [status for status, _ in uploads] == [201, 201]
+    assert uploads[1][1] < BROADCAST_TIMEOUT_SECONDS - 1
