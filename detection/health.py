@@ -35,9 +35,13 @@ def check_channel_layer() -> None:
 
 
 def check_detector() -> None:
-    # The uploads' own model session (same thread count), not a second one held just for probes.
+    # The uploads' own model session (same thread count and engine), not a second one held just for probes.
     detect_faces(
-        np.zeros((64, 64, 3), dtype=np.uint8), min_confidence=0.5, profile="fast", threads=settings.DETECTOR_THREADS
+        np.zeros((64, 64, 3), dtype=np.uint8),
+        min_confidence=0.5,
+        profile="fast",
+        threads=settings.DETECTOR_THREADS,
+        engine=settings.DETECTOR_ENGINE,
     )
 
 

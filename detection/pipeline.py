@@ -40,6 +40,12 @@ def annotate_photo(
     style: str = "box",
 ) -> AnnotatedPhoto:
     image = decode_image(image_bytes, limits=decode_limits())
-    faces = detect_faces(image.bgr, min_confidence=min_confidence, profile=profile, threads=settings.DETECTOR_THREADS)
+    faces = detect_faces(
+        image.bgr,
+        min_confidence=min_confidence,
+        profile=profile,
+        threads=settings.DETECTOR_THREADS,
+        engine=settings.DETECTOR_ENGINE,
+    )
     faces = select_faces(faces, min_face_size=min_face_size, max_faces=max_faces)
     return AnnotatedPhoto(image, faces, encode_jpeg(annotate(image.bgr, faces, style=style)))

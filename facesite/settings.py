@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from detection.engines import DEFAULT_ENGINE, ENGINES
 from detection.profiles import PROFILES
 from facesite.caches import caches
 from facesite.env import env_bool, env_choice, env_float, env_int, env_list, env_str
@@ -169,10 +170,12 @@ MAX_JPEG_SCANS = env_int("MAX_JPEG_SCANS", 32)
 RETENTION_DAYS = env_int("RETENTION_DAYS", 0, minimum=0)
 
 # Detector: the profile (fast, balanced, accurate) and score threshold used unless a request asks
-# otherwise, and the threads each detection may use (0: one per core).
+# otherwise, the threads each detection may use (0: one per core), and the engine every detection
+# runs on (float or int8 weights, detection/engines.py).
 DETECTOR_PROFILE = env_choice("DETECTOR_PROFILE", "balanced", choices=PROFILES)
 DETECTOR_MIN_CONFIDENCE = env_float("DETECTOR_MIN_CONFIDENCE", 0.7)
 DETECTOR_THREADS = env_int("DETECTOR_THREADS", 1)
+DETECTOR_ENGINE = env_choice("DETECTOR_ENGINE", DEFAULT_ENGINE, choices=ENGINES)
 # The defaults when the copy is to hide the faces (annotate=blur or pixelate): a face missed stays
 # recognisable, a patch of background blurred costs little (README, "Anonymising").
 ANONYMISE_PROFILE = env_choice("ANONYMISE_PROFILE", "balanced", choices=PROFILES)

@@ -128,6 +128,19 @@ def test_detector_threads_reaches_the_onnxruntime_session(astronaut_jpeg, settin
 
     assert response.status_code == 201
     # The upload's detection ran on the session made for that many threads, and no other was made.
-    assert set(_models.values()) - sessions_before <= {_models[threads]}
-    assert _models[threads].session.get_session_options().intra_op_num_threads == threads
+    session = _models[threads, settings.DETECTOR_ENGINE]
+    assert set(_models.values()) - sessions_before <= {session}
+    assert session.session.get_session_options().intra_op_num_threads == threads
+    assert response.json()["face_count"] == 1
+
+
+@pytest.mark.django_db
+def test_detector_engine_reaches_the_onnxruntime_session(astronaut_jpeg, settings):
+    settings.DETECTOR_ENGINE = "int8"
+    _models.pop((settings.DETECTOR_THREADS, "int8"), None)  # made afresh by the upload, or not at all
+
+    response = APIClient().post("/image", {"image": SimpleUploadedFile("a.jpg", astronaut_jpeg)}, format="multipart")
+
+    assert response.status_code == 201
+    assert (settings.DETECTOR_THREADS, "int8") in _models
     assert response.json()["face_count"] == 1

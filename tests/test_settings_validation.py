@@ -22,6 +22,7 @@ BAD_SETTINGS = {
     "HTTPS=ture": ({"HTTPS": "ture"}, "HTTPS must be true or false"),
     "DETECTOR_MIN_CONFIDENCE=high": ({"DETECTOR_MIN_CONFIDENCE": "high"}, "DETECTOR_MIN_CONFIDENCE must be a number"),
     "DETECTOR_PROFILE=best": ({"DETECTOR_PROFILE": "best"}, "DETECTOR_PROFILE must be one of fast, balanced, accurate"),
+    "DETECTOR_ENGINE=int4": ({"DETECTOR_ENGINE": "int4"}, "DETECTOR_ENGINE must be one of float, int8"),
     "ANONYMISE_PROFILE=slow": ({"ANONYMISE_PROFILE": "slow"}, "ANONYMISE_PROFILE must be one of fast, balanced"),
     "rq without REDIS_URL": ({"TASKS_BACKEND": "rq"}, "TASKS_BACKEND=rq needs REDIS_URL"),
     "unknown TASKS_BACKEND": ({"TASKS_BACKEND": "celery"}, "TASKS_BACKEND must be one of"),

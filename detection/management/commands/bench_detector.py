@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from detection.benchmark import (
+    detector_name,
     format_table,
     load_dataset,
     opencv_reference_detector,
@@ -16,6 +17,7 @@ from detection.benchmark import (
     run_benchmark,
 )
 from detection.detector import PROFILES
+from detection.engines import DEFAULT_ENGINE, ENGINES
 
 DEFAULT_DATASET = settings.BASE_DIR.parent / "shared" / "faces" / "dev"
 
@@ -33,6 +35,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--profile", action="append", choices=list(PROFILES), help="profile to measure (repeatable; default: all)"
         )
+        parser.add_argument(
+            "--engine",
+            action="append",
+            choices=list(ENGINES),
+            help=f"engine to run each profile on (repeatable; default: {DEFAULT_ENGINE}); rows of another "
+            "engine than the default are named PROFILE-ENGINE",
+        )
         parser.add_argument("--output", type=Path, default=Path("bench-detector.json"), help="where to write JSON")
         parser.add_argument("--limit", type=int, help="measure only the first N images")
         parser.add_argument(
@@ -41,11 +50,24 @@ class Command(BaseCommand):
             help="skip the yardstick row (OpenCV's FaceDetectorYN at 640 px) measured beside the profiles",
         )
 
-    def handle(self, *args, dataset: Path, profile: list[str] | None, output: Path, limit: int | None, **options):
+    def handle(
+        self,
+        *args,
+        dataset: Path,
+        profile: list[str] | None,
+        engine: list[str] | None,
+        output: Path,
+        limit: int | None,
+        **options,
+    ):
         if not (dataset / "gt.json").is_file():
             raise CommandError(f"No gt.json in {dataset}: pass --dataset FOLDER (images/ plus gt.json).")
         photos = load_dataset(dataset)[:limit]
-        detectors = {name: profile_detector(name) for name in profile or list(PROFILES)}
+        detectors = {
+            detector_name(name, engine_name): profile_detector(name, engine_name)
+            for name in profile or list(PROFILES)
+            for engine_name in engine or [DEFAULT_ENGINE]
+        }
         if not options["no_reference"]:
             detectors["opencv-yunet-640"] = opencv_reference_detector()
         results = run_benchmark(
