@@ -9,7 +9,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from detection.benchmark import (
+    enlarged,
     format_table,
+    half_of,
     load_dataset,
     opencv_reference_detector,
     profile_detector,
@@ -34,7 +36,18 @@ class Command(BaseCommand):
             "--profile", action="append", choices=list(PROFILES), help="profile to measure (repeatable; default: all)"
         )
         parser.add_argument("--output", type=Path, default=Path("bench-detector.json"), help="where to write JSON")
-        parser.add_argument("--limit", type=int, help="measure only the first N images")
+        parser.add_argument(
+            "--half",
+            choices=["odd", "even"],
+            help="only the odd or even photos in name order, counted from 1 (odd: 1st, 3rd, ...)",
+        )
+        parser.add_argument("--limit", type=int, help="measure only the first N images (of the half, with --half)")
+        parser.add_argument(
+            "--upscale",
+            type=int,
+            default=1,
+            help="enlarge every photo N times (bicubic, re-encoded as JPEG) with its truth boxes: big photos' passes",
+        )
         parser.add_argument(
             "--no-reference",
             action="store_true",
@@ -44,7 +57,12 @@ class Command(BaseCommand):
     def handle(self, *args, dataset: Path, profile: list[str] | None, output: Path, limit: int | None, **options):
         if not (dataset / "gt.json").is_file():
             raise CommandError(f"No gt.json in {dataset}: pass --dataset FOLDER (images/ plus gt.json).")
-        photos = load_dataset(dataset)[:limit]
+        if options["upscale"] < 1:
+            raise CommandError("--upscale takes a whole number of times, 1 or more.")
+        photos = load_dataset(dataset)
+        if options["half"]:
+            photos = half_of(photos, options["half"])
+        photos = enlarged(photos[:limit], options["upscale"])
         detectors = {name: profile_detector(name) for name in profile or list(PROFILES)}
         if not options["no_reference"]:
             detectors["opencv-yunet-640"] = opencv_reference_detector()
@@ -57,13 +75,18 @@ class Command(BaseCommand):
         )
         report = {
             "dataset": str(dataset.resolve()),
+            "half": options["half"],
+            "upscale": options["upscale"],
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": {"processor": platform.processor() or platform.machine(), "python": platform.python_version()},
             "results": results,
         }
         output.write_text(json.dumps(report, indent=2) + "\n")
         self.stdout.write(
-            f"{len(photos)} images from {dataset}; precision/recall at the default threshold "
+            f"{len(photos)} images from {dataset}"
+            + (f" ({options['half']} half)" if options["half"] else "")
+            + (f", enlarged {options['upscale']}x" if options["upscale"] > 1 else "")
+            + f"; precision/recall at the default threshold "
             f"{settings.DETECTOR_MIN_CONFIDENCE}; ms: detection alone, one thread\n"
         )
         self.stdout.write(format_table(results))
