@@ -6,7 +6,7 @@ photo's long side sees the photo's faces at the same share of the frame whatever
 large faces. Small faces need pixels of their own: a detail pass shrinks a big photo no further than
 its `min_scale` (DETAIL_MIN_SCALE), so a 12-megapixel group photo's 40-px faces reach the network at
 16 px or more, and no pass enlarges a photo past MAX_ENLARGEMENT, where a small photo's faces gain
-nothing but the cost. A photo's passes thus cost at most those of a ~4,000-px one (MAX_PASS_PIXELS).
+nothing but the cost. A photo's passes cost at most those of a 12-megapixel one (MAX_PASS_PIXELS).
 """
 
 import math
@@ -15,9 +15,10 @@ from dataclasses import dataclass
 # Past 1.25 times (the 1280-px pass on a 1024-px photo), enlarging lost more easy faces than it found
 # hard ones on the dev sample (a 1536-px pass: AP 0.865 / 0.849 / 0.798 against 0.884 / 0.864 / 0.790).
 MAX_ENLARGEMENT = 1.25
-# The most pixels one pass's copy may hold, so a huge photo's detail pass costs at most ~4 times the
-# 1280-px pass on a 1024-px photo: a 24-megapixel photo at 0.4 fits, a 48-megapixel one gets 0.29.
-MAX_PASS_PIXELS = 4_000_000
+# The most pixels one pass's copy may hold, so a huge photo's detail pass costs at most ~1.6 times the
+# 1280-px pass on a 1024-px photo: a 12-megapixel photo at 0.4 fits, a 24-megapixel one gets 0.29. At
+# 4 megapixels a 24-megapixel photo took 4 times as long as before and onnxruntime kept 280 MB more.
+MAX_PASS_PIXELS = 2_000_000
 # A detail pass shrinks a photo no further than this: up to 3,200 px (a dev photo enlarged 3 times) the
 # 1280-px pass's own size rules, past it faces keep 0.4 of their pixels. 0.5 lost more easy faces than
 # it found hard ones on the enlarged dev sample (README).

@@ -181,4 +181,4 @@ def test_passes_follow_the_photos_size_but_keep_big_photos_small_faces_and_a_bou
     assert detail.scale(1024, 768) == 1.25
     assert detail.scale(3072, 2304) == 1280 / 3072  # a dev photo enlarged 3 times: as the original
     assert detail.scale(4000, 3000) == 0.4  # 12 megapixels: 40-px faces at 16 px
-    assert 8000 * 6000 * detail.scale(8000, 6000) ** 2 == pytest.approx(4_000_000)  # 48 megapixels: capped
+    assert 6000 * 4000 * detail.scale(6000, 4000) ** 2 == pytest.approx(2_000_000)  # 24 megapixels: capped
