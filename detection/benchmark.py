@@ -27,6 +27,7 @@ class Photo:
     name: str
     path: Path
     truth: list[TruthBox]
+    upscale: int = 1  # the benchmark enlarges the file this many times (see enlarged)
 
 
 def load_dataset(folder: Path) -> list[Photo]:
@@ -40,6 +41,37 @@ def load_dataset(folder: Path) -> list[Photo]:
         )
         for name, boxes in sorted(ground_truth.items())
     ]
+
+
+def half_of(photos: list[Photo], half: str) -> list[Photo]:
+    """The odd or even half of a dataset: its photos in name order counted from 1, so "odd" is the
+    1st, 3rd, 5th... Choices are made on one half and confirmed on the other."""
+    return photos[0::2] if half == "odd" else photos[1::2]
+
+
+def enlarged(photos: list[Photo], factor: int) -> list[Photo]:
+    """The same photos `factor` times larger, truth boxes scaled to match: a 1024-px photo becomes a
+    3072-px one whose faces have the detail of the original, as a stand-in for big camera photos."""
+    return [
+        Photo(
+            photo.name,
+            photo.path,
+            [TruthBox(tuple(factor * value for value in box.bbox), box.level, box.invalid) for box in photo.truth],
+            upscale=factor,
+        )
+        for photo in photos
+    ]
+
+
+def read_photo(photo: Photo) -> np.ndarray:
+    """The photo as the API decodes it; an enlarged one is resized (bicubic) and re-encoded as a
+    JPEG (quality 90) first, as a camera's file would be."""
+    data = photo.path.read_bytes()
+    if photo.upscale > 1:
+        small = decode_image(data, limits=decode_limits()).bgr
+        large = cv2.resize(small, None, fx=photo.upscale, fy=photo.upscale, interpolation=cv2.INTER_CUBIC)
+        data = cv2.imencode(".jpg", large, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    return decode_image(data, limits=decode_limits()).bgr
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -101,10 +133,10 @@ def run_benchmark(
     detections: dict[str, dict[str, list[Scored]]] = {name: {} for name in detectors}
     milliseconds: dict[str, list[float]] = {name: [] for name in detectors}
     for photo in progress(photos):
-        image = decode_image(photo.path.read_bytes(), limits=decode_limits())  # not timed: the same for every detector
+        image = read_photo(photo)  # not timed: the same for every detector
         for name, detector in detectors.items():
             started = time.perf_counter()
-            detections[name][photo.name] = detector(image.bgr)
+            detections[name][photo.name] = detector(image)
             milliseconds[name].append((time.perf_counter() - started) * 1000)
     return [
         _report(name, photos, detections[name], milliseconds[name], threshold, anonymise_threshold)

@@ -109,7 +109,7 @@ def yunet(*, threads: int = 0, engine: str = DEFAULT_ENGINE) -> YuNet:
 def resize_for_pass(bgr: np.ndarray, step: Pass) -> np.ndarray:
     """The image with its long side at the pass's size."""
     height, width = bgr.shape[:2]
-    scale = step.long_side / max(height, width)
+    scale = step.scale(width, height)
     return cv2.resize(
         bgr,
         (max(1, round(width * scale)), max(1, round(height * scale))),
@@ -135,12 +135,28 @@ def run_pass(model: YuNet, bgr: np.ndarray, step: Pass, *, min_score: float) -> 
     return rows
 
 
-def suppress_duplicates(rows: np.ndarray, *, iou: float = NMS_IOU) -> np.ndarray:
-    """Non-maximum suppression: of boxes overlapping by `iou` or more, keep the most confident."""
-    if len(rows) == 0:
-        return rows
-    keep = cv2.dnn.NMSBoxes(rows[:, :4].tolist(), rows[:, SCORE].tolist(), 0.0, iou, top_k=MAX_CANDIDATES)
-    return rows[np.asarray(keep, dtype=int).reshape(-1)]
+def merge_duplicates(rows: np.ndarray, *, vote_iou: float, iou: float = NMS_IOU) -> np.ndarray:
+    """Box voting: of boxes overlapping the most confident one by `iou` or more, one face is kept, its
+    box and landmarks the score-weighted mean of those overlapping it by `vote_iou` or more (several
+    passes' views of one face), its score the highest. Most confident first."""
+    rows = rows[np.argsort(-rows[:, SCORE], kind="stable")]
+    corners = np.column_stack([rows[:, 0], rows[:, 1], rows[:, 0] + rows[:, 2], rows[:, 1] + rows[:, 3]])
+    areas = rows[:, 2] * rows[:, 3]
+    remaining = np.arange(len(rows))
+    merged = []
+    while len(remaining) and len(merged) < MAX_CANDIDATES:
+        top, others = corners[remaining[0]], corners[remaining]
+        overlap = np.prod(
+            np.clip(np.minimum(top[2:], others[:, 2:]) - np.maximum(top[:2], others[:, :2]), 0, None), axis=1
+        )
+        overlaps = overlap / np.maximum(areas[remaining[0]] + areas[remaining] - overlap, 1e-9)
+        voting = overlaps >= vote_iou
+        voting[0] = True  # the kept box itself, whatever rounding makes of its IoU with itself
+        voters = rows[remaining[voting]]
+        weights = voters[:, SCORE : SCORE + 1]
+        merged.append(np.append((voters[:, :SCORE] * weights).sum(axis=0) / weights.sum(), voters[0, SCORE]))
+        remaining = remaining[overlaps < iou]
+    return np.array(merged, dtype=np.float32).reshape(-1, rows.shape[1])
 
 
 def to_faces(rows: np.ndarray, *, width: int, height: int) -> list[Face]:
@@ -176,5 +192,6 @@ def detect_faces(
     model = yunet(threads=threads, engine=engine)
     # A floor keeps confidences in (0, 1]: YuNet's scores are never exactly 0.
     min_score = max(min_confidence, 1e-6)
-    rows = np.concatenate([run_pass(model, bgr, step, min_score=min_score) for step in PROFILES[profile].passes])
-    return to_faces(suppress_duplicates(rows), width=bgr.shape[1], height=bgr.shape[0])
+    passes, vote_iou = PROFILES[profile].passes, PROFILES[profile].vote_iou
+    rows = np.concatenate([run_pass(model, bgr, step, min_score=min_score) for step in passes])
+    return to_faces(merge_duplicates(rows, vote_iou=vote_iou), width=bgr.shape[1], height=bgr.shape[0])

@@ -10,7 +10,9 @@ from tqdm import tqdm
 
 from detection.benchmark import (
     detector_name,
+    enlarged,
     format_table,
+    half_of,
     load_dataset,
     opencv_reference_detector,
     profile_detector,
@@ -43,7 +45,18 @@ class Command(BaseCommand):
             "engine than the default are named PROFILE-ENGINE",
         )
         parser.add_argument("--output", type=Path, default=Path("bench-detector.json"), help="where to write JSON")
-        parser.add_argument("--limit", type=int, help="measure only the first N images")
+        parser.add_argument(
+            "--half",
+            choices=["odd", "even"],
+            help="only the odd or even photos in name order, counted from 1 (odd: 1st, 3rd, ...)",
+        )
+        parser.add_argument("--limit", type=int, help="measure only the first N images (of the half, with --half)")
+        parser.add_argument(
+            "--upscale",
+            type=int,
+            default=1,
+            help="enlarge every photo N times (bicubic, re-encoded as JPEG) with its truth boxes: big photos' passes",
+        )
         parser.add_argument(
             "--no-reference",
             action="store_true",
@@ -62,7 +75,12 @@ class Command(BaseCommand):
     ):
         if not (dataset / "gt.json").is_file():
             raise CommandError(f"No gt.json in {dataset}: pass --dataset FOLDER (images/ plus gt.json).")
-        photos = load_dataset(dataset)[:limit]
+        if options["upscale"] < 1:
+            raise CommandError("--upscale takes a whole number of times, 1 or more.")
+        photos = load_dataset(dataset)
+        if options["half"]:
+            photos = half_of(photos, options["half"])
+        photos = enlarged(photos[:limit], options["upscale"])
         detectors = {
             detector_name(name, engine_name): profile_detector(name, engine_name)
             for name in profile or list(PROFILES)
@@ -79,13 +97,18 @@ class Command(BaseCommand):
         )
         report = {
             "dataset": str(dataset.resolve()),
+            "half": options["half"],
+            "upscale": options["upscale"],
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": {"processor": platform.processor() or platform.machine(), "python": platform.python_version()},
             "results": results,
         }
         output.write_text(json.dumps(report, indent=2) + "\n")
         self.stdout.write(
-            f"{len(photos)} images from {dataset}; precision/recall at the default threshold "
+            f"{len(photos)} images from {dataset}"
+            + (f" ({options['half']} half)" if options["half"] else "")
+            + (f", enlarged {options['upscale']}x" if options["upscale"] > 1 else "")
+            + f"; precision/recall at the default threshold "
             f"{settings.DETECTOR_MIN_CONFIDENCE}; ms: detection alone, one thread\n"
         )
         self.stdout.write(format_table(results))
