@@ -106,10 +106,9 @@ def yunet(*, threads: int = 0, engine: str = DEFAULT_ENGINE) -> YuNet:
         return _models[threads, engine]
 
 
-def resize_for_pass(bgr: np.ndarray, step: Pass) -> np.ndarray:
-    """The image with its long side at the pass's size."""
+def rescaled(bgr: np.ndarray, *, scale: float) -> np.ndarray:
+    """A copy of the image `scale` times its size."""
     height, width = bgr.shape[:2]
-    scale = step.scale(width, height)
     return cv2.resize(
         bgr,
         (max(1, round(width * scale)), max(1, round(height * scale))),
@@ -121,7 +120,7 @@ def resize_for_pass(bgr: np.ndarray, step: Pass) -> np.ndarray:
 def run_pass(model: YuNet, bgr: np.ndarray, step: Pass, *, min_score: float) -> np.ndarray:
     """Raw rows in the image's own pixels, from one pass."""
     height, width = bgr.shape[:2]
-    resized = resize_for_pass(bgr, step)
+    resized = rescaled(bgr, scale=step.scale(width, height))
     if step.mirrored:
         resized = np.ascontiguousarray(resized[:, ::-1])
     rows = model.detect(resized, min_score=min_score)

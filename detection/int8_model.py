@@ -17,9 +17,8 @@ from onnx.tools.update_model_dims import update_inputs_outputs_dims
 from onnx.version_converter import convert_version
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-from detection.detector import float_model, network_input, resize_for_pass
+from detection.detector import float_model, network_input, rescaled
 from detection.engines import INT8_MODEL
-from detection.profiles import Pass
 
 # scikit-image's photos (skimage.data), each seen at the pass sizes the profiles use most. The last
 # three (a micrograph, deep space, a retina) add dim and textured inputs: with them int8 loses no AP
@@ -55,7 +54,7 @@ class PhotoReader(CalibrationDataReader):
 
     def __init__(self) -> None:
         self.inputs: Iterator[np.ndarray] = (
-            network_input(resize_for_pass(image, Pass(side)))
+            network_input(rescaled(image, scale=side / max(image.shape[:2])))
             for image in calibration_images()
             for side in CALIBRATION_SIDES
         )

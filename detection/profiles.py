@@ -58,8 +58,8 @@ PROFILES = {
         Profile("fast", (Pass(640),), "one pass at 640 px: large and medium faces"),
         Profile(
             "balanced",
-            (Pass(480), Pass(1280, min_scale=DETAIL_MIN_SCALE), Pass(1280, mirrored=True, min_scale=DETAIL_MIN_SCALE)),
-            "480 px for large faces, 1280 px and its mirror image for small ones",
+            (Pass(480), Pass(1280, min_scale=DETAIL_MIN_SCALE)),
+            "480 px for large faces, 1280 px for small ones",
             vote_iou=0.6,
         ),
         Profile(

@@ -188,7 +188,7 @@ def test_a_small_photo_is_not_enlarged_past_a_quarter(profile):
 
 
 def test_passes_follow_the_photos_size_but_keep_big_photos_small_faces_and_a_bounded_cost():
-    overview, detail, _ = PROFILES["balanced"].passes
+    overview, detail = PROFILES["balanced"].passes
 
     assert overview.scale(1024, 768) == overview.scale(4000, 3000) * 4000 / 1024  # a share of the frame
     assert detail.scale(1024, 768) == 1.25
