@@ -15,6 +15,7 @@ import io
 import itertools
 import json
 import mimetypes
+import multiprocessing
 import os
 import platform
 import resource
@@ -28,7 +29,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -575,24 +576,25 @@ async def listener_levels(
     """The fan-out levels and the broadcast levels, on one growing set of listeners; `after(count)` after each
     count. With broadcast levels, the upload's answer time with no listeners first."""
     listeners = Listeners()
-    idle = await broadcast_level(target, listeners, config) if config.broadcast_listeners else None
-    fanouts, broadcasts = [], {"idle": idle, "levels": []}
-    try:
-        for count in sorted(set(fanout_levels) | set(config.broadcast_listeners)):
-            started = time.monotonic()
-            await listeners.grow_to(target.ws_url, count)
-            connect_seconds = round(time.monotonic() - started, 1)
-            if count in fanout_levels:
-                level = await fanout_level(target, listeners, config)
-                fanouts.append({**level, "connect_seconds": connect_seconds})
-                log(f"fan-out, {count} websockets: {level['delivered']}/{level['expected']} delivered")
-            if count in config.broadcast_listeners:
-                level = await broadcast_level(target, listeners, config)
-                broadcasts["levels"].append({**level, "listeners": count, "connect_seconds": connect_seconds})
-                log(f"broadcast, {count} websockets: {level['delivered']}/{level['expected']} delivered")
-            after(count)
-    finally:
-        await listeners.close()
+    with uploaders() as pool:
+        idle = await broadcast_level(target, listeners, pool, config) if config.broadcast_listeners else None
+        fanouts, broadcasts = [], {"idle": idle, "levels": []}
+        try:
+            for count in sorted(set(fanout_levels) | set(config.broadcast_listeners)):
+                started = time.monotonic()
+                await listeners.grow_to(target.ws_url, count)
+                connect_seconds = round(time.monotonic() - started, 1)
+                if count in fanout_levels:
+                    level = await fanout_level(target, listeners, config)
+                    fanouts.append({**level, "connect_seconds": connect_seconds})
+                    log(f"fan-out, {count} websockets: {level['delivered']}/{level['expected']} delivered")
+                if count in config.broadcast_listeners:
+                    level = await broadcast_level(target, listeners, pool, config)
+                    broadcasts["levels"].append({**level, "listeners": count, "connect_seconds": connect_seconds})
+                    log(f"broadcast, {count} websockets: {level['delivered']}/{level['expected']} delivered")
+                after(count)
+        finally:
+            await listeners.close()
     return fanouts, broadcasts
 
 
@@ -619,17 +621,33 @@ def timed_upload(base_url: str, photo: Photo) -> Upload:
         return Upload(sent, answer_ms, response.status_code, str(response.json()["id"]) if created else None)
 
 
-async def paced_uploads(base_url: str, photo: Photo, count: int, interval: float) -> list[Upload]:
+# Uploaders of the broadcast levels: processes of their own, so that the thousands of listeners this
+# process reads do not hold the uploaders' answers (one GIL) and count as the server's time.
+UPLOADER_PROCESSES = 4
+
+
+def uploaders() -> ProcessPoolExecutor:
+    pool = ProcessPoolExecutor(UPLOADER_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
+    list(pool.map(uploader_ready, range(UPLOADER_PROCESSES)))  # started, and this module imported, before any timing
+    return pool
+
+
+def uploader_ready(_: int) -> None:
+    pass
+
+
+async def paced_uploads(
+    pool: ProcessPoolExecutor, base_url: str, photo: Photo, count: int, interval: float
+) -> list[Upload]:
     """`count` uploads, one every `interval` seconds, each sent on time whether the ones before are answered or not."""
     loop = asyncio.get_running_loop()
-    start = loop.time()  # the same clock as time.monotonic()
-    with ThreadPoolExecutor(count) as pool:
+    start = loop.time()  # the same clock as time.monotonic(), in every process
 
-        async def upload(index: int) -> Upload:
-            await asyncio.sleep(start + index * interval - loop.time())
-            return await loop.run_in_executor(pool, timed_upload, base_url, photo)
+    async def upload(index: int) -> Upload:
+        await asyncio.sleep(start + index * interval - loop.time())
+        return await loop.run_in_executor(pool, timed_upload, base_url, photo)
 
-        return list(await asyncio.gather(*(upload(index) for index in range(count))))
+    return list(await asyncio.gather(*(upload(index) for index in range(count))))
 
 
 async def wait_for_deliveries(listeners: Listeners, mark: int, uploads: list[Upload]) -> None:
@@ -662,16 +680,20 @@ def delivery_times(sent_at: dict[str, float], arrivals: list[Arrival], clients: 
     }
 
 
-async def broadcast_level(target: Broadcaster, listeners: Listeners, config: LoadConfig) -> dict:
+async def broadcast_level(
+    target: Broadcaster, listeners: Listeners, pool: ProcessPoolExecutor, config: LoadConfig
+) -> dict:
     """One untimed upload (a new input size for the detector, the first message for the client), then
     config.broadcast_uploads paced ones; times from each POST to its answer and to each listener's message."""
     first = len(listeners.arrivals)
-    await wait_for_deliveries(listeners, first, await paced_uploads(target.base_url, config.broadcast_photo, 1, 0))
+    await wait_for_deliveries(
+        listeners, first, await paced_uploads(pool, target.base_url, config.broadcast_photo, 1, 0)
+    )
     message_bytes = len(listeners.arrivals[first][2]) if len(listeners.arrivals) > first else 0
     mark = len(listeners.arrivals)
     server_cpu, own_cpu = cpu_seconds(target.pids()), own_cpu_seconds()
     uploads = await paced_uploads(
-        target.base_url, config.broadcast_photo, config.broadcast_uploads, config.broadcast_interval
+        pool, target.base_url, config.broadcast_photo, config.broadcast_uploads, config.broadcast_interval
     )
     await wait_for_deliveries(listeners, mark, uploads)
     server_cpu, own_cpu = cpu_seconds(target.pids()) - server_cpu, own_cpu_seconds() - own_cpu

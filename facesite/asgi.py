@@ -2,10 +2,13 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
+
+from facesite.handlers import SyncMiddlewareASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "facesite.settings")
-django_asgi_app = get_asgi_application()  # before importing code that touches models
+django.setup(set_prefix=False)  # what get_asgi_application() does, before importing code that touches models
+django_asgi_app = SyncMiddlewareASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

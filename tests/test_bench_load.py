@@ -21,6 +21,7 @@ from detection.loadbench import (
     paced_uploads,
     running_bare_broadcaster,
     targets,
+    uploaders,
     wait_for_deliveries,
 )
 
@@ -92,7 +93,8 @@ def test_the_bare_broadcaster_sends_each_listener_a_message_of_the_asked_size_wi
     async def upload_and_listen(bare: BareBroadcaster) -> tuple[Listeners, list[Upload]]:
         listeners = Listeners()
         await listeners.grow_to(bare.ws_url, 3)
-        uploads = await paced_uploads(bare.base_url, Photo("p.jpg", b"x" * 100_000, "image/jpeg"), 2, 0.05)
+        with uploaders() as pool:
+            uploads = await paced_uploads(pool, bare.base_url, Photo("p.jpg", b"x" * 100_000, "image/jpeg"), 2, 0.05)
         await wait_for_deliveries(listeners, 0, uploads)
         await listeners.close()
         return listeners, uploads
