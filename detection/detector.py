@@ -27,6 +27,9 @@ DETECTOR_VERSION = "2023mar"
 STRIDES = (8, 16, 32)
 NMS_IOU = 0.3
 MAX_CANDIDATES = 5000
+# A photo's faces at most, the most confident (paid services stop at 100). Merging costs about 0.2 ms
+# per face kept: a photo of noise asked at a confidence near 0 kept 4,500 "faces" in 0.8 s.
+MAX_FACES = 1000
 # Row layout of raw detections: x, y, w, h, five (x, y) landmarks, score.
 SCORE = 14
 
@@ -137,7 +140,7 @@ def run_pass(model: YuNet, bgr: np.ndarray, step: Pass, *, min_score: float) -> 
 def merge_duplicates(rows: np.ndarray, *, vote_iou: float, iou: float = NMS_IOU) -> np.ndarray:
     """Box voting: of boxes overlapping the most confident one by `iou` or more, one face is kept, its
     box and landmarks the score-weighted mean of those overlapping it by `vote_iou` or more (several
-    passes' views of one face), its score the highest. Most confident first."""
+    passes' views of one face), its score the highest. Most confident first, MAX_FACES at most."""
     # The most confident MAX_CANDIDATES only, as cv2.dnn.NMSBoxes' top_k did: bounds the loop's cost
     # for a photo of noise asked at a confidence near 0.
     rows = rows[np.argsort(-rows[:, SCORE], kind="stable")][:MAX_CANDIDATES]
@@ -145,7 +148,7 @@ def merge_duplicates(rows: np.ndarray, *, vote_iou: float, iou: float = NMS_IOU)
     areas = rows[:, 2] * rows[:, 3]
     remaining = np.arange(len(rows))
     merged = []
-    while len(remaining) and len(merged) < MAX_CANDIDATES:
+    while len(remaining) and len(merged) < MAX_FACES:
         top, others = corners[remaining[0]], corners[remaining]
         overlap = np.prod(
             np.clip(np.minimum(top[2:], others[:, 2:]) - np.maximum(top[:2], others[:, :2]), 0, None), axis=1

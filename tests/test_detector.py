@@ -6,7 +6,16 @@ from PIL import Image
 from rest_framework.test import APIClient
 from skimage import data
 
-from detection.detector import PROFILES, Pass, _models, detect_faces, merge_duplicates, run_pass, yunet
+from detection.detector import (
+    MAX_FACES,
+    PROFILES,
+    Pass,
+    _models,
+    detect_faces,
+    merge_duplicates,
+    run_pass,
+    yunet,
+)
 from tests.conftest import ASTRONAUT_FACE, overlap
 
 
@@ -125,6 +134,17 @@ def test_merging_keeps_neighbours_that_barely_overlap():
     rows = np.array([raw_row(100, 100, 50, 0.9), raw_row(140, 100, 50, 0.8)], dtype=np.float32)  # IoU 0.11
 
     assert len(merge_duplicates(rows, vote_iou=0.6)) == 2
+
+
+def test_merging_keeps_the_most_confident_faces_up_to_the_limit():
+    # A grid of boxes that do not touch, each less confident than the one before.
+    rows = np.array(
+        [raw_row(60 * (i % 100), 60 * (i // 100), 50, 0.9 - i * 1e-4) for i in range(MAX_FACES + 500)], np.float32
+    )
+
+    merged = merge_duplicates(rows, vote_iou=0.6)
+
+    np.testing.assert_allclose(merged, rows[:MAX_FACES], atol=1e-3)
 
 
 def test_merging_nothing_gives_nothing():
