@@ -15,18 +15,11 @@ fi
 
 PORT="${PORT:-8282}"
 HOST="${HOST:-0.0.0.0}"
-# A configuration the server would refuse (WORKERS > 1 without REDIS_URL) is refused before anything runs.
-"$PYTHON" -m facesite.serve --check
-
-# MIGRATE=false where another container or process migrates (several replicas starting at once).
-if [ "${MIGRATE:-true}" = "true" ]; then
-  "$PYTHON" manage.py migrate --noinput
-fi
-"$PYTHON" manage.py collectstatic --noinput --verbosity 0
-# The first admin user, from DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD (and _EMAIL).
-if [ -n "${DJANGO_SUPERUSER_USERNAME:-}" ] && [ -n "${DJANGO_SUPERUSER_PASSWORD:-}" ]; then
-  "$PYTHON" manage.py ensure_superuser
-fi
+# In one process (starting Django is most of each step's time): a configuration the server would refuse
+# (WORKERS > 1 without REDIS_URL) is refused before anything runs; then migrate (MIGRATE=false where
+# another container or process migrates: several replicas starting at once), collectstatic, and the first
+# admin user from DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD (and _EMAIL) when they are set.
+"$PYTHON" -m facesite.serve --prepare
 
 echo "Face detection server on port $PORT:"
 echo "  page        http://localhost:$PORT/"

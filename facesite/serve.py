@@ -4,7 +4,10 @@ With WORKERS above 1, this process opens the listening socket and starts that ma
 processes on it (the kernel spreads the connections over them), restarts one that dies (at most
 WORKER_RESTARTS_PER_MINUTE times a minute, then it stops the others and exits), and passes SIGTERM
 on to them. Several processes must share messages through Redis: without REDIS_URL it refuses to
-start (`python -m facesite.serve --check` only checks, for entrypoint.sh to refuse before anything).
+start. `python -m facesite.serve --prepare` is what entrypoint.sh runs before the server: it refuses
+such a configuration before anything else, then migrates (not with MIGRATE=false), collects the static
+files and creates the first admin user (from DJANGO_SUPERUSER_USERNAME and _PASSWORD, when set), all
+in one process: starting Django is most of each step's time, so separate manage.py runs took twice as long.
 PROXY_HEADERS=true takes the client address and scheme from X-Forwarded-* (behind a proxy).
 
 Daphne gets a bounded transport (facesite/transport.py) and a graceful stop: Daphne on its own drops
@@ -28,12 +31,14 @@ from collections import deque
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "facesite.settings")
 
+import django
 from daphne import server as daphne_server
 from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import CommandError, call_command
 from twisted.internet import reactor
 
 from facesite.env import env_int, env_str
@@ -203,12 +208,23 @@ def configuration_error(workers: int) -> str | None:
     return None
 
 
+def prepare() -> None:
+    django.setup()
+    # Exactly "true", as entrypoint.sh has always read it: compose sets "false" where another service migrates.
+    if os.environ.get("MIGRATE", "true") == "true":
+        call_command("migrate", interactive=False)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    if os.environ.get("DJANGO_SUPERUSER_USERNAME") and os.environ.get("DJANGO_SUPERUSER_PASSWORD"):
+        call_command("ensure_superuser")
+
+
 def main(arguments: list[str]) -> int:
     workers = env_int("WORKERS", 1, minimum=1)
     if error := configuration_error(workers):
         print(error, file=sys.stderr)
         return 2
-    if arguments == ["--check"]:
+    if arguments == ["--prepare"]:
+        prepare()
         return 0
     raise_open_file_limit()  # before the workers start: they inherit it
     host, port = env_str("HOST", "0.0.0.0"), env_int("PORT", 8282, minimum=0)
@@ -227,3 +243,5 @@ if __name__ == "__main__":
         sys.exit(main(sys.argv[1:]))
     except ImproperlyConfigured as error:  # a bad WORKERS, PORT or PROXY_HEADERS: one line, as manage.py says it
         sys.exit(f"Configuration error: {error}")
+    except CommandError as error:  # a step of --prepare refused: one line, as manage.py says it
+        sys.exit(f"CommandError: {error}")

@@ -23,6 +23,9 @@ from tests.conftest import TEST_REDIS_URL
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 STARTUP_SECONDS = 60
+# How often a starting server or worker is asked whether it is ready: a refused connection costs a
+# millisecond, and every test with a server of its own waits for it.
+READY_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,7 @@ def wait_until_healthy(process: subprocess.Popen, server: Server) -> None:
             # Not listening yet (migrate and collectstatic run first), or, with WORKERS > 1, listening
             # on a socket whose processes are still starting.
             pass
-        time.sleep(0.2)
+        time.sleep(READY_POLL_SECONDS)
     pytest.fail(f"The server did not answer /healthz within {STARTUP_SECONDS} s:\n{server.output()}", False)
 
 
@@ -230,7 +233,7 @@ def running_worker(server: Server) -> Iterator[Worker]:
                 pytest.fail(f"The worker exited with {process.returncode} while starting:\n{worker.output()}", False)
             if time.monotonic() > deadline:
                 pytest.fail(f"The worker did not start within {STARTUP_SECONDS} s:\n{worker.output()}", False)
-            time.sleep(0.2)
+            time.sleep(READY_POLL_SECONDS)
         yield worker
     finally:
         connection.close()

@@ -1,18 +1,18 @@
 """Several server processes share one Redis: every websocket client hears every upload,
 whichever process took the upload and whichever holds the socket."""
 
-import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import requests
-from websockets.asyncio.client import connect
+from websockets.sync.client import connect
 
 from tests.live_server import REPO_ROOT, embedded_configuration, running_server, wait_for
 
@@ -30,7 +30,7 @@ def upload(base_url: str, photo: bytes) -> dict:
     return response.json()
 
 
-async def test_a_client_of_one_server_hears_an_upload_to_another(tmp_path, shared_redis, astronaut_jpeg):
+def test_a_client_of_one_server_hears_an_upload_to_another(tmp_path, shared_redis, astronaut_jpeg):
     first_root, second_root = tmp_path / "first", tmp_path / "second"
     first_root.mkdir()
     second_root.mkdir()
@@ -39,31 +39,13 @@ async def test_a_client_of_one_server_hears_an_upload_to_another(tmp_path, share
         embedded_configuration(second_root) as second_configuration,
         running_server(first_root, {**first_configuration, **shared_redis}) as first,
         running_server(second_root, {**second_configuration, **shared_redis}) as second,
+        connect(first.ws_url, proxy=None) as listener,
     ):
-        async with connect(first.ws_url, proxy=None) as listener:
-            body = await asyncio.to_thread(upload, second.base_url, astronaut_jpeg)
-            message = json.loads(await asyncio.wait_for(listener.recv(), 5))
+        body = upload(second.base_url, astronaut_jpeg)
+        message = json.loads(listener.recv(timeout=5))
 
     assert message["type"] == "detection.created"
     assert message["id"] == body["id"]
-
-
-async def test_workers_share_one_port_and_every_client_hears_every_upload(tmp_path, shared_redis, coffee_png):
-    with (
-        embedded_configuration(tmp_path) as configuration,
-        running_server(tmp_path, {**configuration, **shared_redis, "WORKERS": "2"}) as server,
-    ):
-        children = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout
-        listeners = [await connect(server.ws_url, proxy=None) for _ in range(6)]
-        bodies = [await asyncio.to_thread(upload, server.base_url, coffee_png) for _ in range(4)]
-        heard = [
-            [json.loads(await asyncio.wait_for(listener.recv(), 5))["id"] for _ in bodies] for listener in listeners
-        ]
-        for listener in listeners:
-            await listener.close()
-
-    assert len(children.split()) == 2
-    assert all(ids == [body["id"] for body in bodies] for ids in heard)
 
 
 def two_workers(server, *, excluding: set[int] = frozenset()) -> set[int] | None:
@@ -73,13 +55,22 @@ def two_workers(server, *, excluding: set[int] = frozenset()) -> set[int] | None
     return children if len(children) == 2 and not children & excluding else None
 
 
-def test_a_killed_worker_is_replaced_while_the_others_serve_and_sigterm_stops_all(tmp_path, shared_redis, coffee_png):
+def test_workers_share_one_port_every_client_hears_every_upload_a_killed_one_is_replaced_and_sigterm_stops_all(
+    tmp_path, shared_redis, coffee_png
+):
+    # One WORKERS=2 server through its whole life (each start costs seconds): serving, a worker killed, stopped.
     with (
         embedded_configuration(tmp_path) as configuration,
         running_server(tmp_path, {**configuration, **shared_redis, "WORKERS": "2"}) as server,
     ):
         first = wait_for(lambda: two_workers(server), 10, "two workers")
         wait_for(lambda: server.output().count("Listening on TCP address") == 2, 30, "two workers listening")
+        # The kernel spreads the sockets over both processes; each hears every upload, whichever took it.
+        with ExitStack() as sockets:
+            listeners = [sockets.enter_context(connect(server.ws_url, proxy=None)) for _ in range(6)]
+            shared = [upload(server.base_url, coffee_png) for _ in range(4)]
+            heard = [[json.loads(listener.recv(timeout=5))["id"] for _ in shared] for listener in listeners]
+
         killed = min(first)
         os.kill(killed, signal.SIGKILL)
         # Uploads keep working (the other worker takes them) while a new worker starts.
@@ -92,6 +83,7 @@ def test_a_killed_worker_is_replaced_while_the_others_serve_and_sigterm_stops_al
         exit_code = server.process.wait(timeout=40)
         output = server.output()
 
+    assert all(ids == [body["id"] for body in shared] for ids in heard)
     assert len(bodies) == 6
     assert now - first and now & first == first - {killed}
     assert f"Server process {killed} exited with -9; started" in output

@@ -170,8 +170,11 @@ def test_a_detection_whose_worker_dies_ends_failed_not_pending(server, http, ast
         assert http.get(response.headers["Location"], timeout=10).json()["status"] == "pending"
 
         expire_started_jobs(server)
-        with running_worker(server):  # a worker's maintenance, on its start, finds the abandoned job
+        with running_worker(server) as cleaner:  # a worker's maintenance, on its start, finds the abandoned job
             message = message_about(listener, detection_id)
+            # Told to stop while it may still be logging what it found: it stops, and is not left for SIGKILL.
+            cleaner.process.send_signal(signal.SIGTERM)
+            assert cleaner.process.wait(timeout=10) == 0
 
     detail = http.get(response.headers["Location"], timeout=10).json()
     assert message == {"type": "detection.failed", **detail}

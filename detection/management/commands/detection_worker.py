@@ -13,6 +13,13 @@ class DetectionWorker(SimpleWorker):
     per job: each would load the ONNX model again, and onnxruntime's threads do not survive a fork.
     Here the model loads once, on the first job, and stays."""
 
+    def _shutdown(self) -> None:
+        # RQ's SIGTERM handler raises StopRequested in whatever the worker is doing. Inside a log call (its
+        # registry cleanup logs each abandoned detection it fails) logging swallows it, and the worker went
+        # on waiting for jobs until SIGKILL. With the flag, its loop stops at the next check either way.
+        self._stop_requested = True
+        super()._shutdown()
+
     def execute_job(self, job: Job, queue: Queue) -> None:
         # As around a request: a database connection that was dropped or is too old is not reused.
         close_old_connections()
