@@ -69,9 +69,8 @@ PROFILES = {
                 Pass(640, mirrored=True),
                 Pass(1088, mirrored=True, min_scale=DETAIL_MIN_SCALE),
                 Pass(1280, min_scale=DETAIL_MIN_SCALE),
-                Pass(1280, mirrored=True, min_scale=DETAIL_MIN_SCALE),
             ),
-            "640 and 1280 px, each also mirrored, and 1088 px mirrored",
+            "640 px, also mirrored, 1088 px mirrored and 1280 px",
             vote_iou=0.6,
         ),
     )
