@@ -116,9 +116,9 @@ def tune_garbage_collector() -> None:
 
     A full collection walks every object the collector tracks and stops everything meanwhile: with
     1,000 /faces clients, 100-200 ms, every few seconds under uploads (`make bench-load`), and the
-    uploads and broadcasts it caught set the tail. What the server loaded to start (Django, the
-    models, the detector: about half the objects) lives as long as the process: frozen, it is never
-    walked again. A young pass every 20,000 allocations instead of 700 lets a request's short-lived
+    uploads and broadcasts it caught set the tail. What the server loaded to start (Django, its
+    apps, the libraries: about half the objects with 1,000 clients) lives as long as the process:
+    frozen, it is never walked again. A young pass every 20,000 allocations instead of 700 lets a request's short-lived
     objects die before they are promoted, and full collections, which wait for promotions, come far
     less often: in bench-load's 1,000-listener level, none in 40 uploads where there were three."""
     gc.collect()
