@@ -170,9 +170,7 @@ def merge_duplicates(rows: np.ndarray, *, vote_iou: float, iou: float = NMS_IOU)
 
 def to_faces(rows: np.ndarray, *, width: int, height: int) -> list[Face]:
     """Integer boxes and landmarks clipped to the image, most confident first."""
-    # The most confident MAX_CANDIDATES only, as cv2.dnn.NMSBoxes' top_k did: bounds the loop's cost
-    # for a photo of noise asked at a confidence near 0.
-    rows = rows[np.argsort(-rows[:, SCORE], kind="stable")][:MAX_CANDIDATES]
+    rows = rows[np.argsort(-rows[:, SCORE], kind="stable")]
     corners = np.rint(np.column_stack([rows[:, 0], rows[:, 1], rows[:, 0] + rows[:, 2], rows[:, 1] + rows[:, 3]]))
     corners = np.clip(corners, 0, [width, height, width, height]).astype(int)
     points = np.clip(np.rint(rows[:, 4:14]), 0, [width - 1, height - 1] * 5).astype(int)

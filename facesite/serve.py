@@ -118,9 +118,10 @@ def tune_garbage_collector() -> None:
     1,000 /faces clients, 100-200 ms, every few seconds under uploads (`make bench-load`), and the
     uploads and broadcasts it caught set the tail. What the server loaded to start (Django, its
     apps, the libraries: about half the objects with 1,000 clients) lives as long as the process:
-    frozen, it is never walked again. A young pass every 20,000 allocations instead of 700 lets a request's short-lived
-    objects die before they are promoted, and full collections, which wait for promotions, come far
-    less often: in bench-load's 1,000-listener level, none in 40 uploads where there were three."""
+    frozen, it is never walked again. A young pass every 20,000 allocations instead of 700 lets a
+    request's short-lived objects die before they are promoted, and full collections, which wait for
+    promotions, come far less often: in bench-load's 1,000-listener level, none in 40 uploads where
+    there were three."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
