@@ -12,6 +12,7 @@ from facesite.caches import caches
 from facesite.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 from facesite.hosts import machine_hosts
 from facesite.layers import channel_layers
+from facesite.sqlite import SQLITE_ENGINE
 from facesite.task_backends import rq_queues, task_backends
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -102,7 +103,7 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == SQLITE_ENGINE:
     DATABASES["default"]["OPTIONS"] = {
         # WAL: readers do not wait for the writer, and a commit does not wait for the disk (a power
         # cut can lose the last commits, never corrupt the file). IMMEDIATE: a writer takes the lock
