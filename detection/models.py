@@ -31,9 +31,19 @@ class Detection(models.Model):
         DONE = "done"
         FAILED = "failed"
 
+    class Source(models.TextChoices):
+        UPLOAD = "upload"  # POST /image
+        STREAM = "stream"  # a snapshot of a /stream
+        CAMERA = "camera"  # a camera the server watches
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DONE, db_index=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.UPLOAD, db_index=True)
+    # The camera whose frame this is (source camera); null once that camera is deleted.
+    camera = models.ForeignKey(
+        "live.Camera", null=True, blank=True, on_delete=models.SET_NULL, related_name="detections"
+    )
     original = models.ImageField(upload_to=original_upload_to, max_length=255)
     # What the upload asked for (or the server's defaults then), for the task that runs it.
     detector_profile = models.CharField(max_length=20)

@@ -11,7 +11,7 @@ from detection.models import Detection
 def detection_list(*, after: datetime | None = None, status: str | None = None) -> QuerySet[Detection]:
     """Newest first; with `after`, only those created later (how clients catch up after a disconnect);
     with `status`, only those in that state."""
-    detections = Detection.objects.order_by("-created_at", "-id")
+    detections = Detection.objects.select_related("camera").order_by("-created_at", "-id")
     if after is not None:
         detections = detections.filter(created_at__gt=after)
     if status is not None:
@@ -20,4 +20,4 @@ def detection_list(*, after: datetime | None = None, status: str | None = None) 
 
 
 def detection_get(*, detection_id: uuid.UUID) -> Detection | None:
-    return Detection.objects.filter(id=detection_id).first()
+    return Detection.objects.select_related("camera").filter(id=detection_id).first()

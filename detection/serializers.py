@@ -66,6 +66,14 @@ class DetectionSerializer(serializers.ModelSerializer):
     detector = serializers.SerializerMethodField()
     annotate = serializers.CharField(source="annotate_style", help_text="How the annotated image shows the faces.")
     error = serializers.SerializerMethodField(help_text="Why the detection failed; null unless `failed`.")
+    source = serializers.ChoiceField(
+        choices=Detection.Source.choices,
+        help_text="Where the photo came from: `upload` (POST /image), `stream` (a snapshot of a /stream) "
+        "or `camera` (a camera the server watches).",
+    )
+    camera = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, help_text="The name of the camera whose frame this is; null otherwise."
+    )
 
     class Meta:
         model = Detection
@@ -83,6 +91,8 @@ class DetectionSerializer(serializers.ModelSerializer):
             "detector",
             "annotate",
             "error",
+            "source",
+            "camera",
         ]
 
     @extend_schema_field(serializers.URLField(allow_null=True))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -22,6 +23,9 @@ from detection.imaging import ANONYMISING_STYLES, EXTENSION_BY_FORMAT, open_imag
 from detection.models import Detection
 from detection.pipeline import annotate_photo, decode_limits
 from detection.slots import DetectionSlots
+
+if TYPE_CHECKING:
+    from live.models import Camera
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +41,11 @@ def detection_create(
     min_face_size: int = 0,
     max_faces: int | None = None,
     annotate_style: str = "box",
+    source: str = Detection.Source.UPLOAD,
+    camera: "Camera | None" = None,
 ) -> Detection:
-    """Store an upload as a pending detection and hand it to the task backend (detection.tasks).
+    """Store an upload (or a stream's snapshot, or a camera's frame) as a pending detection and hand it
+    to the task backend (detection.tasks).
 
     Here only the checks the header allows (size, format, pixels); decoding and detecting are the
     task's. A queue backend gets the task once the row is committed, and the detection comes back
@@ -60,6 +67,8 @@ def detection_create(
         min_face_size=min_face_size,
         max_faces=max_faces,
         annotate_style=annotate_style,
+        source=source,
+        camera=camera,
     )
     extension = EXTENSION_BY_FORMAT[image.format]
     if not runs_in_request():

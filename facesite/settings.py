@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django_tasks",
     "detection",
     "access",
+    "live",
     "axes",  # admin login: lockout after repeated wrong passwords
 ]
 
