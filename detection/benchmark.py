@@ -1,5 +1,5 @@
 """The detector benchmark: the API's own decoding and detection over a folder of photos with
-ground truth (WIDER FACE format, see `make bench-detector`), scored by `detection.evaluation`."""
+ground truth (WIDER FACE format, see `make bench-detector`), scored by `vision.evaluation`."""
 
 import json
 import statistics
@@ -12,11 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detection.detector import MODEL_FILE, MODEL_PACKAGE, detect_faces
-from detection.engines import DEFAULT_ENGINE
-from detection.evaluation import HIDDEN_SHARE, SETTINGS, Scored, TruthBox, score_setting
-from detection.imaging import ANONYMISE_MARGIN, decode_image
 from detection.pipeline import decode_limits
+from vision.detector import MODEL_FILE, MODEL_PACKAGE, detect_faces
+from vision.engines import DEFAULT_ENGINE
+from vision.evaluation import HIDDEN_SHARE, SETTINGS, Scored, TruthBox, score_setting
+from vision.imaging import ANONYMISE_MARGIN, decode_image
 
 # Detections down to this score feed the precision/recall curve; the default threshold is applied after.
 CURVE_FLOOR = 0.05

@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from rest_framework import exceptions
 
-from detection.errors import (
+from vision.errors import (
     CorruptImage,
     DetectionError,
     ImageEmpty,

@@ -11,7 +11,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
 
-from detection.detector import detect_faces
+from vision.detector import detect_faces
 
 
 def check_database() -> None:

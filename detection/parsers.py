@@ -4,7 +4,7 @@ from django.http import QueryDict
 from django.utils.datastructures import MultiValueDict
 from rest_framework.parsers import BaseParser, DataAndFiles
 
-from detection.errors import ImageTooLarge
+from vision.errors import ImageTooLarge
 
 
 def too_many_bytes(size: int) -> ImageTooLarge:

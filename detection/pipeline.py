@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from detection.detector import detect_faces
-from detection.faces import Face, select_faces
-from detection.imaging import DecodedImage, DecodeLimits, annotate, decode_image, encode_jpeg
+from vision.detector import detect_faces
+from vision.faces import Face, select_faces
+from vision.imaging import DecodedImage, DecodeLimits, annotate, decode_image, encode_jpeg
 
 
 def decode_limits() -> DecodeLimits:

@@ -9,10 +9,10 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from detection.detector import PROFILES
-from detection.imaging import ANNOTATORS
 from detection.models import Detection
 from detection.selectors import detection_get
+from vision.detector import PROFILES
+from vision.imaging import ANNOTATORS
 
 # Rendered as paths; each client gets them made absolute with the base URL it used to reach us.
 URL_FIELDS = ("url", "original_url", "detail_url")

@@ -17,12 +17,12 @@ from django.core.files.storage import FileSystemStorage, Storage, default_storag
 from django.db import transaction
 from django.utils import timezone
 
-from detection.detector import DETECTOR_NAME, DETECTOR_VERSION
-from detection.errors import DetectionError, ProcessingFailed, QueueUnavailable, WorkerLost
-from detection.imaging import ANONYMISING_STYLES, EXTENSION_BY_FORMAT, open_image
 from detection.models import Detection
 from detection.pipeline import annotate_photo, decode_limits
 from detection.slots import DetectionSlots
+from vision.detector import DETECTOR_NAME, DETECTOR_VERSION
+from vision.errors import DetectionError, ProcessingFailed, QueueUnavailable, WorkerLost
+from vision.imaging import ANONYMISING_STYLES, EXTENSION_BY_FORMAT, open_image
 
 if TYPE_CHECKING:
     from live.models import Camera

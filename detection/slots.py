@@ -5,7 +5,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from detection.errors import ServerBusy
+from vision.errors import ServerBusy
 
 
 class DetectionSlots:

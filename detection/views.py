@@ -22,9 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from detection.errors import ImageMissing
 from detection.health import readiness
-from detection.imaging import CONTENT_TYPE_BY_EXTENSION
 from detection.models import Detection
 from detection.parsers import ImageBodyParser, too_many_bytes
 from detection.selectors import detection_get, detection_list
@@ -36,6 +34,8 @@ from detection.serializers import (
     with_base_url,
 )
 from detection.services import detection_create, detection_log_fields
+from vision.errors import ImageMissing
+from vision.imaging import CONTENT_TYPE_BY_EXTENSION
 
 MEDIA_CACHE_SECONDS = 365 * 24 * 3600
 logger = logging.getLogger(__name__)

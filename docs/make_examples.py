@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 from skimage import data
 
-from detection.detector import detect_faces
-from detection.imaging import draw_faces
+from vision.detector import detect_faces
+from vision.imaging import draw_faces
 
 OUTPUT = Path(__file__).resolve().parent / "examples"
 PAGE_WIDTH = 800  # pixels wide in the README

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import dj_database_url
 
-from detection.engines import DEFAULT_ENGINE, ENGINES
-from detection.profiles import PROFILES
 from facesite.caches import caches
 from facesite.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 from facesite.hosts import machine_hosts
 from facesite.layers import channel_layers
 from facesite.sqlite import SQLITE_ENGINE
 from facesite.task_backends import rq_queues, task_backends
+from vision.engines import DEFAULT_ENGINE, ENGINES
+from vision.profiles import PROFILES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # What the server writes unless told otherwise: the SQLite database, the generated secret key and the
@@ -173,7 +173,7 @@ RETENTION_DAYS = env_int("RETENTION_DAYS", 0, minimum=0)
 
 # Detector: the profile (fast, balanced, accurate) and score threshold used unless a request asks
 # otherwise, the threads each detection may use (0: one per core), and the engine every detection
-# runs on (float or int8 weights, detection/engines.py).
+# runs on (float or int8 weights, vision/engines.py).
 DETECTOR_PROFILE = env_choice("DETECTOR_PROFILE", "balanced", choices=PROFILES)
 DETECTOR_MIN_CONFIDENCE = env_float("DETECTOR_MIN_CONFIDENCE", 0.7)
 DETECTOR_THREADS = env_int("DETECTOR_THREADS", 1)

@@ -35,11 +35,11 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.web.http import RESPONSES, HTTPChannel
 from twisted.web.http import HTTPFactory as TwistedHTTPFactory
 
-from detection.errors import DetectionError, ImageTooLarge, MalformedRequest, ProcessingFailed, RequestTimeout
 from detection.errors_http import error_json
 from facesite.addresses import HeldPerAddress
 from facesite.logs import log_request
 from facesite.proxies import trusted_forwarded_address
+from vision.errors import DetectionError, ImageTooLarge, MalformedRequest, ProcessingFailed, RequestTimeout
 
 logger = logging.getLogger("facesite.transport")
 

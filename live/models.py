@@ -1,8 +1,8 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from detection.imaging import ANNOTATORS
-from detection.profiles import PROFILES
+from vision.imaging import ANNOTATORS
+from vision.profiles import PROFILES
 
 
 class Camera(models.Model):

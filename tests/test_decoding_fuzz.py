@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from detection.errors import DetectionError
-from detection.imaging import DecodeLimits, decode_image
+from vision.errors import DetectionError
+from vision.imaging import DecodeLimits, decode_image
 
 MAX_PIXELS = 4_000_000
 LIMITS = DecodeLimits(max_pixels=MAX_PIXELS, max_pixels_per_byte=250, ratio_floor_pixels=1_000_000, max_jpeg_scans=32)

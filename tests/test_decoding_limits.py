@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from detection.errors import ImageTooCostlyToDecode, ImageTooLarge
-from detection.imaging import MAX_SIDE, DecodeLimits, decode_image, encode_jpeg, jpeg_scan_count, open_image
 from tests.conftest import encode, require_dev_set
 from tests.live_server import embedded_configuration, running_server
+from vision.errors import ImageTooCostlyToDecode, ImageTooLarge
+from vision.imaging import MAX_SIDE, DecodeLimits, decode_image, encode_jpeg, jpeg_scan_count, open_image
 
 # The server's defaults (facesite/settings.py).
 LIMITS = DecodeLimits(max_pixels=50_000_000, max_pixels_per_byte=250, ratio_floor_pixels=4_000_000, max_jpeg_scans=32)

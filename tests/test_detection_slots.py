@@ -14,10 +14,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from detection import services
-from detection.errors import ServerBusy
 from detection.slots import DetectionSlots
 from tests.conftest import encode
 from tests.live_server import Server, embedded_configuration, running_server
+from vision.errors import ServerBusy
 
 
 def test_slots_admit_the_running_and_the_waiting_then_refuse():

@@ -6,7 +6,8 @@ from PIL import Image
 from rest_framework.test import APIClient
 from skimage import data
 
-from detection.detector import (
+from tests.conftest import ASTRONAUT_FACE, overlap
+from vision.detector import (
     MAX_FACES,
     PROFILES,
     Pass,
@@ -16,7 +17,6 @@ from detection.detector import (
     run_pass,
     yunet,
 )
-from tests.conftest import ASTRONAUT_FACE, overlap
 
 
 def bgr(image: Image.Image) -> np.ndarray:

@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from detection.detector import detect_faces
-from detection.faces import Box, Face
-from detection.imaging import LABEL_TEXT_COLOUR, LANDMARK_COLOUR, draw_faces, label_places, mark_sizes
+from vision.detector import detect_faces
+from vision.faces import Box, Face
+from vision.imaging import LABEL_TEXT_COLOUR, LANDMARK_COLOUR, draw_faces, label_places, mark_sizes
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from detection.evaluation import Scored, TruthBox, average_precision, hidden_faces, match_image, score_setting
+from vision.evaluation import Scored, TruthBox, average_precision, hidden_faces, match_image, score_setting
 
 FACE = TruthBox((100, 100, 40, 40), "easy")
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detection.errors import CorruptImage, ImageEmpty, ImageTooLarge, UnsupportedImageFormat
-from detection.faces import Box, Face
-from detection.imaging import (
+from tests.conftest import encode
+from vision.errors import CorruptImage, ImageEmpty, ImageTooLarge, UnsupportedImageFormat
+from vision.faces import Box, Face
+from vision.imaging import (
     ANONYMISE_MARGIN,
     DecodeLimits,
     blur_faces,
@@ -17,7 +18,6 @@ from detection.imaging import (
     encode_jpeg,
     pixelate_faces,
 )
-from tests.conftest import encode
 
 LIMITS = DecodeLimits(max_pixels=50_000_000, max_pixels_per_byte=250, ratio_floor_pixels=4_000_000, max_jpeg_scans=32)
 

@@ -3,9 +3,9 @@
 import cv2
 import numpy as np
 
-from detection.detector import detect_faces
-from detection.engines import INT8_MODEL
-from detection.int8_model import build_int8_model
+from vision.detector import detect_faces
+from vision.engines import INT8_MODEL
+from vision.int8_model import build_int8_model
 
 # Boxes of the same face from the two engines may differ by this many pixels a side.
 BOX_TOLERANCE = 4

@@ -8,10 +8,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from rest_framework.test import APIClient
 
-from detection.detector import detect_faces
-from detection.imaging import decode_image
 from detection.models import Detection
 from detection.pipeline import decode_limits
+from vision.detector import detect_faces
+from vision.imaging import decode_image
 
 pytestmark = pytest.mark.django_db
 

@@ -18,8 +18,8 @@ from detection.benchmark import (
     profile_detector,
     run_benchmark,
 )
-from detection.detector import PROFILES
-from detection.engines import DEFAULT_ENGINE, ENGINES
+from vision.detector import PROFILES
+from vision.engines import DEFAULT_ENGINE, ENGINES
 
 DEFAULT_DATASET = settings.BASE_DIR.parent / "shared" / "faces" / "dev"
 

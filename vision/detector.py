@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import onnxruntime
 
-from detection.engines import DEFAULT_ENGINE, INT8_MODEL
-from detection.faces import Box, Face
-from detection.profiles import PROFILES, Pass
+from vision.engines import DEFAULT_ENGINE, INT8_MODEL
+from vision.faces import Box, Face
+from vision.profiles import PROFILES, Pass
 
 if TYPE_CHECKING:
     import onnx
@@ -61,7 +61,7 @@ def network_input(bgr: np.ndarray) -> np.ndarray:
 
 class YuNet:
     """YuNet's ONNX graph in onnxruntime, which runs it about twice as fast as OpenCV's DNN module
-    on these CPUs, with the float weights or their int8 copy (`engine`, see detection.engines).
+    on these CPUs, with the float weights or their int8 copy (`engine`, see vision.engines).
     A session is safe to share between threads."""
 
     def __init__(self, *, threads: int = 0, engine: str = DEFAULT_ENGINE) -> None:

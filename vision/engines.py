@@ -3,7 +3,7 @@
 
 from pathlib import Path
 
-# The int8 copy, made from the float weights by `make detector-model` (detection/int8_model.py).
+# The int8 copy, made from the float weights by `make detector-model` (vision/int8_model.py).
 INT8_MODEL = Path(__file__).parent / "weights" / "yunet_2023mar_int8.onnx"
 
 ENGINES = {

@@ -10,8 +10,8 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from detection.errors import CorruptImage, ImageEmpty, ImageTooCostlyToDecode, ImageTooLarge, UnsupportedImageFormat
-from detection.faces import Box, Face
+from vision.errors import CorruptImage, ImageEmpty, ImageTooCostlyToDecode, ImageTooLarge, UnsupportedImageFormat
+from vision.faces import Box, Face
 
 pillow_heif.register_heif_opener()  # HEIC photos from phones; AVIF is built into Pillow
 

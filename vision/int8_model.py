@@ -17,8 +17,8 @@ from onnx.tools.update_model_dims import update_inputs_outputs_dims
 from onnx.version_converter import convert_version
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-from detection.detector import float_model, network_input, rescaled
-from detection.engines import INT8_MODEL
+from vision.detector import float_model, network_input, rescaled
+from vision.engines import INT8_MODEL
 
 # scikit-image's photos (skimage.data), each seen at the pass sizes the profiles use most. The last
 # three (a micrograph, deep space, a retina) add dim and textured inputs: with them int8 loses no AP
