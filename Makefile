@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8282
 WORKERS ?= 1
 
-.PHONY: run worker test lint superuser bench-detector bench-load detector-model examples mutation
+.PHONY: run worker test lint superuser bench-detector bench-load bench-stream detector-model examples mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,12 @@ detector-model: $(VENV)/.dev-installed
 PHOTOS ?= ../shared/faces/dev/images
 bench-load: $(VENV)/.dev-installed
 	$(BIN)/python manage.py bench_load --photos $(PHOTOS) --output bench-load.json $(ARGS)
+
+# Live streams over /stream (1, 2 and 4 at once, 640x480 and 1280x720), uploads beside four of them, a
+# 10-minute soak of two (ARGS="--soak 0" skips it), and issue 12's targets: the real server on this
+# machine, streaming a clip panned across PHOTOS. JSON: bench-stream.json.
+bench-stream: $(VENV)/.dev-installed
+	$(BIN)/python manage.py bench_stream --photos $(PHOTOS) --output bench-stream.json $(ARGS)
 
 # The annotated examples in the README (docs/examples/), from scikit-image's photos.
 examples: $(VENV)/.dev-installed

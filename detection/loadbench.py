@@ -189,8 +189,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(root: Path, config: LoadConfig) -> Iterator[Server]:
-    """./entrypoint.sh with its data under `root`, rate limits off, stopped with SIGTERM at the end."""
+def running_server(
+    root: Path,
+    *,
+    workers: int = 1,
+    redis_url: str = "",
+    layer: str = "core",
+    settings_env: dict[str, str] | None = None,
+) -> Iterator[Server]:
+    """./entrypoint.sh with its data under `root`, rate limits off, stopped with SIGTERM at the end;
+    `settings_env` sets more of its settings."""
     port = free_port()
     env = {
         **os.environ,
@@ -206,14 +214,15 @@ def running_server(root: Path, config: LoadConfig) -> Iterator[Server]:
         # Every client comes from 127.0.0.1: the per-address cap would refuse all but 50.
         "WEBSOCKET_MAX_PER_CLIENT": "100000",
         "MAX_CONNECTIONS_PER_CLIENT": "0",  # every client of the benchmark comes from 127.0.0.1
-        "WORKERS": str(config.workers),
+        "WORKERS": str(workers),
         "PYTHONUNBUFFERED": "1",
+        **(settings_env or {}),
     }
     for name in ("REDIS_URL", "CHANNEL_LAYER", "CHANNEL_LAYER_PREFIX"):
         env.pop(name, None)
     prefix = f"bench-load-{uuid.uuid4().hex[:8]}"
-    if config.redis_url:
-        env.update(REDIS_URL=config.redis_url, CHANNEL_LAYER=config.layer, CHANNEL_LAYER_PREFIX=prefix)
+    if redis_url:
+        env.update(REDIS_URL=redis_url, CHANNEL_LAYER=layer, CHANNEL_LAYER_PREFIX=prefix)
     log_path = root / "server.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -230,9 +239,9 @@ def running_server(root: Path, config: LoadConfig) -> Iterator[Server]:
         yield server
     finally:
         stop(process)
-        if config.redis_url:
+        if redis_url:
             # The core layer's group of thousands of channels would otherwise linger in Redis for a day.
-            connection = redis.Redis.from_url(config.redis_url)
+            connection = redis.Redis.from_url(redis_url)
             for key in connection.scan_iter(match=f"{prefix}*", count=1000):
                 connection.delete(key)
 
@@ -726,7 +735,10 @@ async def yardstick(config: LoadConfig, message_bytes: int, log: Log) -> dict:
 
 def run_load_benchmark(config: LoadConfig, log: Log) -> dict:
     raise_open_file_limit()  # thousands of websockets here too
-    with tempfile.TemporaryDirectory(prefix="bench-load-") as root, running_server(Path(root), config) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-load-") as root,
+        running_server(Path(root), workers=config.workers, redis_url=config.redis_url, layer=config.layer) as server,
+    ):
         time.sleep(2)  # with WORKERS > 1, one process answering does not mean the others have finished starting
         snapshots = [memory(server, "at rest")]
         warm_up(server, config)
