@@ -91,6 +91,10 @@ async function start() {
     errorAt: 0,
   };
   const current = session;
+  // Unplugged, or its permission withdrawn: the stream has nothing more to send.
+  camera.getVideoTracks()[0].addEventListener("ended", () => {
+    if (session === current) stop("closed", "The camera stopped. Start again to retry.");
+  });
   socket.addEventListener("message", (event) => received(current, JSON.parse(event.data)));
   socket.addEventListener("close", (event) => {
     if (session === current) stop("closed", closeReason(current, event));
@@ -125,13 +129,17 @@ function stop(state, text) {
 function closeReason(ended, event) {
   if (!ended.ready) {
     // A refused handshake reaches the page as a bare 1006, whatever the reason: the likely ones.
-    return "The server refused the live stream: it may need you to log in, or too many streams are open from this address.";
+    return (
+      "The server refused the live stream: it may need you to log in, " +
+      "or too many streams are open from this address."
+    );
   }
   if (event.code === 1009) {
-    return `A frame was larger than the server accepts (${Math.round(ended.limits.max_frame_bytes / 1024)} KiB), so it closed the stream.`;
+    const limit = Math.round(ended.limits.max_frame_bytes / 1024);
+    return `A frame was larger than the server accepts (${limit} KiB), so it closed the stream.`;
   }
-  if (event.code === 1008) return "The server closed the stream: it was sent more than it allows, or access was withdrawn.";
-  if (event.code === 1001) return "The server went away, perhaps restarting. Start again once it is back.";
+  if (event.code === 1008) return "The server closed the stream: more was sent than it allows, or access ended.";
+  if (event.code === 1000 || event.code === 1001) return "The server ended the stream, perhaps restarting.";
   return `The connection to the server was lost (code ${event.code}). Start again to retry.`;
 }
 
@@ -262,8 +270,14 @@ function draw(current) {
   const scaleY = height / answer.height;
   const style = STYLES[styleIndex].style;
   for (const face of answer.faces) {
-    if (style !== "box") anonymise(context, face.box, answer, style, scaleX, scaleY);
-    outline(context, face, scaleX, scaleY);
+    if (style === "box") {
+      outline(context, face.box, scaleX, scaleY);
+      dotLandmarks(context, face, scaleX, scaleY);
+    } else {
+      // Anonymised, the face keeps its box but not its landmarks: where the eyes and mouth are is a trace of it.
+      anonymise(context, face.box, answer, style, scaleX, scaleY);
+      outline(context, face.box, scaleX, scaleY);
+    }
   }
 }
 
@@ -281,25 +295,43 @@ function anonymise(context, box, answer, style, scaleX, scaleY) {
   faceCanvas.width = Math.max(1, Math.round((blocks * across) / Math.max(across, down)));
   faceCanvas.height = Math.max(1, Math.round((blocks * down) / Math.max(across, down)));
   const shrink = faceCanvas.getContext("2d");
-  shrink.drawImage(video, left * toVideo, top * toVideo, across * toVideo, down * toVideo, 0, 0, faceCanvas.width, faceCanvas.height);
+  const [sourceX, sourceY, sourceWidth, sourceHeight] = [left, top, across, down].map((value) => value * toVideo);
+  shrink.drawImage(video, sourceX, sourceY, sourceWidth, sourceHeight, 0, 0, faceCanvas.width, faceCanvas.height);
+  const [x, y, width, height] = [left * scaleX, top * scaleY, across * scaleX, down * scaleY];
+  context.save();
   // Enlarged smoothly it is a blur; without smoothing, squares.
   context.imageSmoothingEnabled = style === "blur";
-  context.drawImage(faceCanvas, left * scaleX, top * scaleY, across * scaleX, down * scaleY);
-  context.imageSmoothingEnabled = true;
+  if (style === "blur") {
+    // A Gaussian (where the browser has canvas filters) smooths the seams between the squares; drawn
+    // past the region's edges and clipped to them, so that it does not fade the edges.
+    const radius = width / BLUR_BLOCKS / 2;
+    context.beginPath();
+    context.rect(x, y, width, height);
+    context.clip();
+    context.filter = `blur(${radius}px)`;
+    context.drawImage(faceCanvas, x - radius, y - radius, width + 2 * radius, height + 2 * radius);
+  } else {
+    context.drawImage(faceCanvas, x, y, width, height);
+  }
+  context.restore();
 }
 
-function outline(context, face, scaleX, scaleY) {
-  const { box } = face;
+function outline(context, box, scaleX, scaleY) {
+  const rectangle = [box.x * scaleX, box.y * scaleY, box.width * scaleX, box.height * scaleY];
   context.lineWidth = 3;
-  context.strokeStyle = "rgb(0 0 0 / 0.55)";
-  context.strokeRect(box.x * scaleX, box.y * scaleY, box.width * scaleX, box.height * scaleY);
+  context.strokeStyle = "rgb(0 0 0 / 0.55)"; // a dark edge keeps the box visible on light skin and walls
+  context.strokeRect(...rectangle);
   context.lineWidth = 2;
   context.strokeStyle = "#35d07f";
-  context.strokeRect(box.x * scaleX, box.y * scaleY, box.width * scaleX, box.height * scaleY);
+  context.strokeRect(...rectangle);
+}
+
+function dotLandmarks(context, face, scaleX, scaleY) {
   context.fillStyle = "#ffd400";
+  const radius = Math.max(2, (face.box.width * scaleX) / 40);
   for (const [x, y] of face.landmarks) {
     context.beginPath();
-    context.arc(x * scaleX, y * scaleY, Math.max(2, (box.width * scaleX) / 40), 0, 2 * Math.PI);
+    context.arc(x * scaleX, y * scaleY, radius, 0, 2 * Math.PI);
     context.fill();
   }
 }
