@@ -9,6 +9,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import TypeVar
 
 from django.conf import settings
@@ -114,6 +115,14 @@ class ClientRateThrottle(SimpleRateThrottle):
     def get_cache_key(self, request: Request, view: object) -> str:
         client = request.auth or f"ip:{client_address(request)}"
         return f"throttle:{self.scope}:{client}"
+
+
+def upload_throttle_wait(*, identity: str | None, address: str) -> float | None:
+    """The uploads' rate limit for an upload made outside an HTTP request (a stream's snapshot),
+    counted with the same key as its HTTP uploads: None when allowed, else the seconds to wait."""
+    throttle = ClientRateThrottle()
+    request = SimpleNamespace(method="POST", auth=identity, META={"REMOTE_ADDR": address})
+    return None if throttle.allow_request(request, view=None) else throttle.wait()
 
 
 def _failures_key(address: str) -> str:

@@ -1,6 +1,8 @@
-"""Who may listen on the /faces websocket: the rule of HTTP reads, and a cap per client address."""
+"""Who may open a websocket: /faces (listening) follows the rule of HTTP reads, /stream (sending
+frames) the rule of uploads; each with a cap per client address."""
 
 from importlib import import_module
+from typing import NamedTuple
 
 from channels.auth import get_user
 from channels.db import database_sync_to_async
@@ -22,6 +24,13 @@ KEY_SUBPROTOCOL_PREFIX = "api-key."
 # place is taken before the handshake awaits anything, so handshakes that arrive together cannot all
 # pass the check before any of them is counted.
 open_sockets = HeldPerAddress()
+# Live streams open on /stream per client address, at most STREAM_MAX_PER_CLIENT each (taken the same way).
+open_streams = HeldPerAddress()
+
+
+class Admission(NamedTuple):
+    admitted: bool
+    identity: str | None = None  # the API key's identity (access.services.api_key_check), when one was sent
 
 
 def presented_websocket_key(scope: dict) -> str | None:
@@ -36,14 +45,16 @@ def presented_websocket_key(scope: dict) -> str | None:
 
 
 @database_sync_to_async
-def _key_may_listen(scope: dict) -> bool:
+def _key_admission(scope: dict) -> Admission:
+    """Open while no API key exists; then only with a valid key (subprotocol or header)."""
     if not keys_configured():
-        return True
+        return Admission(admitted=True)
     key = presented_websocket_key(scope)
     address = scope_client_address(scope)
     if not key or auth_failures_wait(address=address) is not None:
-        return False
-    return api_key_check(key=key, address=address) is not None
+        return Admission(admitted=False)
+    identity = api_key_check(key=key, address=address)
+    return Admission(admitted=identity is not None, identity=identity)
 
 
 def with_session(scope: dict) -> dict:
@@ -61,7 +72,16 @@ async def websocket_may_listen(*, scope: dict) -> bool:
         return True
     if (await get_user(with_session(scope))).is_staff:
         return True
-    return await _key_may_listen(scope)
+    return (await _key_admission(scope)).admitted
+
+
+async def websocket_may_stream(*, scope: dict) -> Admission:
+    """The rule of uploads (access.permissions.KeyRequiredWhenConfigured): open while no API key
+    exists; then a valid key, or a staff session (the page at /)."""
+    admission = await _key_admission(scope)
+    if not admission.admitted and (await get_user(with_session(scope))).is_staff:
+        return Admission(admitted=True)
+    return admission
 
 
 def accepted_subprotocol(scope: dict) -> str | None:

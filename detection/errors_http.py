@@ -61,11 +61,11 @@ def error_json(error: DetectionError) -> tuple[int, bytes]:
     return STATUS_BY_ERROR[type(error)], json.dumps(error_body(error.code, error.message)).encode()
 
 
-def _validation_message(detail: object) -> str:
+def validation_message(detail: object) -> str:
     if isinstance(detail, dict):
-        return " ".join(f"{field}: {_validation_message(errors)}" for field, errors in detail.items())
+        return " ".join(f"{field}: {validation_message(errors)}" for field, errors in detail.items())
     if isinstance(detail, list):
-        return " ".join(_validation_message(item) for item in detail)
+        return " ".join(validation_message(item) for item in detail)
     return str(detail)
 
 
@@ -82,7 +82,7 @@ def api_exception_handler(exc: Exception, context: dict) -> JsonResponse | None:
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     if isinstance(exc, exceptions.ValidationError):
-        return error_response(InvalidParameter.code, _validation_message(exc.detail), status=400)
+        return error_response(InvalidParameter.code, validation_message(exc.detail), status=400)
     if isinstance(exc, exceptions.UnsupportedMediaType):
         message = (
             f"{exc.detail} Send the photo as multipart/form-data in the field 'image', "

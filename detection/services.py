@@ -55,7 +55,7 @@ def detection_create(
     from detection.tasks import process_detection, runs_in_request  # the tasks module imports this one
 
     image = open_image(image_bytes, limits=decode_limits())
-    default_profile, default_min_confidence = _detector_defaults(annotate_style=annotate_style)
+    default_profile, default_min_confidence = detector_defaults(annotate_style=annotate_style)
     detection = Detection(
         id=uuid.uuid4(),
         created_at=timezone.now(),
@@ -95,7 +95,7 @@ def detection_create(
     return detection
 
 
-def _detector_defaults(*, annotate_style: str) -> tuple[str, float]:
+def detector_defaults(*, annotate_style: str) -> tuple[str, float]:
     """The profile and threshold a request gets unless it sets them: when the copy is to hide the
     faces, a missed face is worse than a patch of background blurred, so recall comes first."""
     if annotate_style in ANONYMISING_STYLES:

@@ -12,9 +12,9 @@ django_asgi_app = SyncMiddlewareASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from detection.routing import websocket_urlpatterns  # noqa: E402
 from facesite.origins import BrowserOriginValidator  # noqa: E402
 from facesite.root_path import IgnoreClientRootPath  # noqa: E402
+from facesite.routing import websocket_urlpatterns  # noqa: E402
 
 application = IgnoreClientRootPath(
     ProtocolTypeRouter(

@@ -213,6 +213,15 @@ WEBSOCKET_LISTENER_BYTES = env_int("WEBSOCKET_LISTENER_BYTES", 64 * 1024)
 # answered a ping within WEBSOCKET_PING_TIMEOUT seconds.
 WEBSOCKET_PING_INTERVAL = env_int("WEBSOCKET_PING_INTERVAL", 20)
 WEBSOCKET_PING_TIMEOUT = env_int("WEBSOCKET_PING_TIMEOUT", 30)
+# Live streams (/stream): the profile a stream's frames get unless it asks otherwise, the most bytes
+# and pixels one frame may have (a larger message closes the socket with 1009), the streams one client
+# address may hold open (per process), and what one stream may send per 10 s (else closed with 1008).
+STREAM_PROFILE = env_choice("STREAM_PROFILE", "fast", choices=PROFILES)
+STREAM_MAX_FRAME_BYTES = env_int("STREAM_MAX_FRAME_BYTES", 2 * 1024 * 1024, minimum=1)
+STREAM_MAX_FRAME_PIXELS = env_int("STREAM_MAX_FRAME_PIXELS", 2 * 1920 * 1080, minimum=1)
+STREAM_MAX_PER_CLIENT = env_int("STREAM_MAX_PER_CLIENT", 4)
+STREAM_BUDGET_FRAMES = env_int("STREAM_BUDGET_FRAMES", 1200, minimum=1)
+STREAM_BUDGET_BYTES = env_int("STREAM_BUDGET_BYTES", 200 * 1024 * 1024, minimum=1)
 # Slow clients: seconds a request's headers, then its body, may take to arrive (else 408), and the
 # connections (HTTP and websockets) one client address may hold open per process; 0: no cap.
 HTTP_HEADERS_TIMEOUT = env_float("HTTP_HEADERS_TIMEOUT", 10)

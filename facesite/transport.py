@@ -260,17 +260,28 @@ class TransportHTTPFactory(HTTPFactory):
 @dataclass(frozen=True)
 class InboundBudget:
     """What one websocket client may send per BUDGET_WINDOW_SECONDS before it is disconnected (1008),
-    counted per frame (data and control) before the frame's payload is read."""
+    counted per frame (data and control) before the frame's payload is read, and the largest message
+    it may send (a larger one closes the socket with 1009, before its payload is read)."""
 
     frames: int
     bytes: int
     forwarded: bool  # whether the application receives the client's messages at all
+    max_message_bytes: int = 0  # 0: Daphne's own limit
+
+
+STREAM_PATHS = ("/stream", "/stream/")
 
 
 def inbound_budget(path: str) -> InboundBudget:
-    """The budget of the websocket endpoint at `path`. Every endpoint so far (/faces) only listens:
-    its clients' messages are dropped and a small budget is left for pongs and a close. An endpoint
-    that takes messages (a camera stream) returns its own budget for its path, with forwarded=True."""
+    """The budget of the websocket endpoint at `path`. /faces only listens: its clients' messages are
+    dropped and a small budget is left for pongs and a close. /stream takes a camera's frames."""
+    if path in STREAM_PATHS:
+        return InboundBudget(
+            frames=settings.STREAM_BUDGET_FRAMES,
+            bytes=settings.STREAM_BUDGET_BYTES,
+            forwarded=True,
+            max_message_bytes=settings.STREAM_MAX_FRAME_BYTES,
+        )
     return InboundBudget(
         frames=settings.WEBSOCKET_LISTENER_FRAMES, bytes=settings.WEBSOCKET_LISTENER_BYTES, forwarded=False
     )
@@ -304,7 +315,8 @@ def text_frame(text: str) -> bytes:
 class BoundedWebSocketProtocol(WebSocketProtocol):
     client_host = ""
     opened_at: float | None = None
-    over_budget = False
+    refused = False  # over its budget, or a message too big: closed, and nothing more is read
+    message_bytes = 0  # of the data message being received, over its frames so far
 
     def connectionMade(self) -> None:
         self.client_host = self.transport.getPeer().host
@@ -312,6 +324,9 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
 
     def onConnect(self, request: object) -> object:
         self.budget = inbound_budget(request.path)
+        if self.budget.max_message_bytes:
+            # Ours is checked first, with a close frame; autobahn's own limit drops the connection.
+            self.maxMessagePayloadSize = self.maxFramePayloadSize = 0
         self.window_started, self.window_frames, self.window_bytes = time.monotonic(), 0, 0
         return super().onConnect(request)
 
@@ -321,8 +336,9 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         super().onOpen()
 
     def onFrameBegin(self) -> None:
-        if self.state == self.STATE_OPEN and not self.over_budget:
+        if self.state == self.STATE_OPEN and not self.refused:
             self.count_frame(self.current_frame.length)
+            self.check_message_size(self.current_frame)
         super().onFrameBegin()
 
     def count_frame(self, length: int) -> None:
@@ -332,19 +348,33 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         self.window_frames += 1
         self.window_bytes += length
         if self.window_frames > self.budget.frames or self.window_bytes > self.budget.bytes:
-            self.over_budget = True
             fields = {**self.log_fields(), "frames": self.window_frames, "bytes": self.window_bytes}
             logger.warning("websocket client over its budget: disconnected", extra={"fields": fields})
-            # 1008 (policy violation); autobahn's sendClose takes only 1000 and application codes.
-            self.sendCloseFrame(code=1008, reasonUtf8=b"Too many messages: this endpoint only sends.")
-            # Read nothing more from it; what it sent is dropped. Autobahn drops the connection if the
-            # client does not answer the close within its close handshake timeout.
-            self.data = b""
-            self.transport.pauseProducing()
+            reason = b"Too many messages." if self.budget.forwarded else b"Too many messages: this endpoint only sends."
+            self.refuse(code=1008, reason=reason)  # policy violation
+
+    def check_message_size(self, frame: object) -> None:
+        if self.refused or not self.budget.max_message_bytes or frame.opcode > 7:  # control frames: no message
+            return
+        # Opcode 0 continues a fragmented message; any other data frame starts one.
+        self.message_bytes = frame.length + (self.message_bytes if frame.opcode == 0 else 0)
+        if self.message_bytes > self.budget.max_message_bytes:
+            logger.warning("websocket message too big: disconnected", extra={"fields": self.log_fields()})
+            self.refuse(code=1009, reason=f"A message may have at most {self.budget.max_message_bytes} bytes.".encode())
+
+    def refuse(self, *, code: int, reason: bytes) -> None:
+        """Close with `code` before reading the frame's payload, and read nothing more from the client."""
+        self.refused = True
+        # autobahn's sendClose takes only 1000 and application codes.
+        self.sendCloseFrame(code=code, reasonUtf8=reason)
+        # What it sent is dropped. Autobahn drops the connection if the client does not answer the
+        # close within its close handshake timeout.
+        self.data = b""
+        self.transport.pauseProducing()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         # Daphne queues every message for the application, without bound; a listen-only endpoint's are dropped.
-        if self.budget.forwarded and not self.over_budget:
+        if self.budget.forwarded and not self.refused:
             super().onMessage(payload, isBinary)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
@@ -371,7 +401,9 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
             self.sendData(text_frame(text))
 
     def serverSend(self, content: str | bytes, binary: bool = False) -> None:
-        if self.reading():
+        # Closing (refused, or the client said goodbye): what the application still sends is dropped,
+        # as autobahn would refuse it with an exception.
+        if self.state == self.STATE_OPEN and self.reading():
             super().serverSend(content, binary)
 
     def reading(self) -> bool:

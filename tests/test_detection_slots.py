@@ -172,3 +172,34 @@ def test_the_live_server_runs_detection_workers_at_once_queues_detection_queue_a
     second_began = logged_at(second_done) - second_done["ms"] / 1000
     allowance = first_done["ms"] / 1000 / 4
     assert second_began >= logged_at(first_done) - allowance, (first_done, second_done)
+
+
+def test_turns_go_to_those_waiting_in_the_order_they_came():
+    slots = DetectionSlots(running=1, waiting=10)
+    order: list[str] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with slots.turn():
+            holding.set()
+            release.wait(5)
+        # Straight back for another turn, as a stream does for its next frame: behind those waiting.
+        with slots.turn():
+            order.append("first again")
+
+    def waiter(name: str) -> None:
+        with slots.turn():
+            order.append(name)
+
+    threads = [threading.Thread(target=first)]
+    threads[0].start()
+    holding.wait(5)
+    for name in ("a", "b", "c"):
+        threads.append(threading.Thread(target=waiter, args=(name,)))
+        threads[-1].start()
+        while len(slots._turn_queue) < len(threads) - 1:  # queued before the next one comes
+            time.sleep(0.001)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert order == ["a", "b", "c", "first again"]

@@ -29,6 +29,9 @@ SUPPORTED_FORMATS = {
 # Pillow's JPEG reader names a JPEG with more pictures after the first (phones', 3D cameras') MPO.
 EXTENSION_BY_FORMAT = {**SUPPORTED_FORMATS, "MPO": "jpg"}
 SUPPORTED_FORMATS_TEXT = "JPEG, PNG, WebP, AVIF, HEIC, BMP, TIFF or GIF"
+# A live stream's frames: the formats a browser's canvas encodes, quick to decode.
+FRAME_FORMATS = {"JPEG": "jpg", "WEBP": "webp"}
+FRAME_FORMATS_TEXT = "JPEG or WebP"
 CONTENT_TYPE_BY_EXTENSION = {
     "jpg": "image/jpeg",
     "png": "image/png",
@@ -87,21 +90,25 @@ class DecodeLimits:
     max_jpeg_scans: int
 
 
-def open_image(data: bytes, *, limits: DecodeLimits) -> Image.Image:
-    """The checks the header allows, before a single pixel is decoded: not empty, a supported
-    format (from the bytes, never from a name or header), a size the annotated JPEG can have,
-    not too many pixels, and decoding work in proportion to the bytes sent."""
+def open_image(
+    data: bytes,
+    *,
+    limits: DecodeLimits,
+    formats: dict[str, str] = SUPPORTED_FORMATS,
+    formats_text: str = SUPPORTED_FORMATS_TEXT,
+) -> Image.Image:
+    """The checks the header allows, before a single pixel is decoded: not empty, one of `formats`
+    (from the bytes, never from a name or header), a size the annotated JPEG can have, not too many
+    pixels, and decoding work in proportion to the bytes sent."""
     if not data:
         raise ImageEmpty("The uploaded file is empty.")
     try:
         with warnings.catch_warnings():
             # Our own pixel limit below replaces Pillow's decompression-bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=list(SUPPORTED_FORMATS))
+            image = Image.open(io.BytesIO(data), formats=list(formats))
     except UnidentifiedImageError:
-        raise UnsupportedImageFormat(
-            f"The file is not an image in a supported format. Send {SUPPORTED_FORMATS_TEXT}."
-        ) from None
+        raise UnsupportedImageFormat(f"The file is not an image in a supported format. Send {formats_text}.") from None
     except Image.DecompressionBombError:
         raise ImageTooLarge(f"The image has far more pixels than the limit of {limits.max_pixels}.") from None
     except (OSError, ValueError, SyntaxError) as error:
@@ -158,9 +165,15 @@ def _end_of_entropy_coded_data(data: bytes, position: int) -> int:
     return found.start() if found else len(data)
 
 
-def decode_image(data: bytes, *, limits: DecodeLimits) -> DecodedImage:
+def decode_image(
+    data: bytes,
+    *,
+    limits: DecodeLimits,
+    formats: dict[str, str] = SUPPORTED_FORMATS,
+    formats_text: str = SUPPORTED_FORMATS_TEXT,
+) -> DecodedImage:
     """Decode an upload once, after `open_image`'s checks."""
-    image = open_image(data, limits=limits)
+    image = open_image(data, limits=limits, formats=formats, formats_text=formats_text)
     image_format = image.format
     try:
         image.load()  # for a GIF, the first frame

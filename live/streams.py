@@ -1,0 +1,120 @@
+"""A live stream's work, apart from its socket: its options, the frame waiting to be detected (the
+latest wins), and detecting one frame on this process's cores, in turn with uploads."""
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+from django.conf import settings
+from rest_framework.exceptions import ValidationError
+
+from detection.errors_http import validation_message
+from detection.pipeline import decode_limits, find_faces
+from detection.serializers import DetectionParamsSerializer
+from detection.services import detector_defaults, slots
+from vision.errors import InvalidParameter
+from vision.imaging import FRAME_FORMATS, FRAME_FORMATS_TEXT, decode_image
+
+# One thread per detection slot: a stream has at most one frame in here, and the slots' turns (first
+# come, first served, shared with uploads) decide who runs.
+frame_detections = ThreadPoolExecutor(max_workers=settings.DETECTION_WORKERS, thread_name_prefix="stream")
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    profile: str
+    min_confidence: float
+    min_face_size: int = 0
+    max_faces: int | None = None
+    annotate: str = "box"  # the style of the stream's snapshots
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def stream_options(fields: dict) -> StreamOptions:
+    """A stream's options from an options message, validated as an upload's; what it leaves out (or
+    sets to null) gets its default, the profile STREAM_PROFILE's."""
+    params = DetectionParamsSerializer(data={name: value for name, value in fields.items() if value is not None})
+    try:
+        params.is_valid(raise_exception=True)
+    except ValidationError as error:
+        raise InvalidParameter(validation_message(error.detail)) from None
+    options = params.validated_data
+    annotate = options["annotate_style"]
+    _, default_min_confidence = detector_defaults(annotate_style=annotate)
+    return StreamOptions(
+        profile=options.get("profile", settings.STREAM_PROFILE),
+        min_confidence=options.get("min_confidence", default_min_confidence),
+        min_face_size=options["min_face_size"],
+        max_faces=options.get("max_faces"),
+        annotate=annotate,
+    )
+
+
+@dataclass(frozen=True)
+class Frame:
+    seq: int  # its place among the binary messages received on its socket, from 1
+    data: bytes
+    received_at: float  # time.monotonic()
+
+
+class LatestFrame:
+    """The frame waiting to be detected: a newer one replaces it, so a fast sender never builds a
+    queue, and the frames replaced are counted until the next answer."""
+
+    def __init__(self) -> None:
+        self.waiting: Frame | None = None
+        self.dropped = 0
+        self._arrived = asyncio.Event()
+
+    def put(self, frame: Frame) -> None:
+        if self.waiting is not None:
+            self.dropped += 1
+        self.waiting = frame
+        self._arrived.set()
+
+    async def take(self) -> tuple[Frame, int]:
+        """The latest frame, once there is one, and how many were dropped since the last take."""
+        await self._arrived.wait()
+        self._arrived.clear()
+        frame, dropped = self.waiting, self.dropped
+        self.waiting, self.dropped = None, 0
+        return frame, dropped
+
+
+@dataclass(frozen=True)
+class FrameFaces:
+    width: int
+    height: int
+    faces: list[dict]
+    detect_ms: float  # decoding and detecting
+    waited_ms: float  # from its arrival to the start of its detection
+
+
+def frame_faces(frame: Frame, options: StreamOptions) -> FrameFaces:
+    """Decode and detect one frame (JPEG or WebP, within the frame limits) in a detection slot's turn."""
+    with slots.turn():
+        started = time.monotonic()
+        image = decode_image(
+            frame.data,
+            limits=decode_limits(max_pixels=settings.STREAM_MAX_FRAME_PIXELS),
+            formats=FRAME_FORMATS,
+            formats_text=FRAME_FORMATS_TEXT,
+        )
+        faces = find_faces(
+            image,
+            min_confidence=options.min_confidence,
+            profile=options.profile,
+            min_face_size=options.min_face_size,
+            max_faces=options.max_faces,
+        )
+        finished = time.monotonic()
+    return FrameFaces(
+        width=image.width,
+        height=image.height,
+        faces=[face.as_json() for face in faces],
+        detect_ms=round((finished - started) * 1000, 2),
+        waited_ms=round((started - frame.received_at) * 1000, 2),
+    )
