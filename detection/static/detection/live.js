@@ -56,7 +56,7 @@ function link(href, text) {
   return anchor;
 }
 
-function show(detection, { atTop }) {
+export function show(detection, { atTop }) {
   if (shown.has(detection.id)) return;
   shown.set(detection.id, detection);
   if (!newestSeen || Date.parse(detection.created_at) > Date.parse(newestSeen)) newestSeen = detection.created_at;
