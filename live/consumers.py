@@ -23,6 +23,8 @@ from vision.errors import DetectionError, ProcessingFailed
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# Options fit in a few hundred characters; frames come as binary messages.
+MAX_TEXT_CHARS = 4096
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
@@ -79,6 +81,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.latest.put(self.last_frame)
             return
         try:
+            if len(text_data) > MAX_TEXT_CHARS:  # not worth parsing: no option takes that much
+                raise InvalidMessage(f"A text message may have at most {MAX_TEXT_CHARS} characters.")
             message = json.loads(text_data)
             kind = message.get("type") if isinstance(message, dict) else None
             if kind == "options":
