@@ -96,6 +96,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 )
         except json.JSONDecodeError:
             await self.send_error(InvalidMessage("A text message must be JSON."))
+        except RecursionError:  # a few thousand brackets: not a JSONDecodeError, and it would end the consumer
+            await self.send_error(InvalidMessage("A text message may not nest that deep: no option needs nesting."))
         except DetectionError as error:
             await self.send_error(error)
 

@@ -101,6 +101,7 @@ async def test_options_apply_to_the_next_frames_and_are_echoed(stream, astronaut
         ({"type": "dance"}, "invalid_message"),
         ([1, 2], "invalid_message"),
         ("not json", "invalid_message"),
+        pytest.param("[" * 2048 + "]" * 2048, "invalid_message", id="nested-deeper-than-the-parser-recurses"),
         ('{"type": "options", "profile": "fast"' + " " * 5000 + "}", "invalid_message"),
         ({"type": "snapshot"}, "no_frame"),
     ],
