@@ -107,7 +107,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
             frame, dropped = await self.latest.take()
             self.counts["dropped"] += dropped
             detecting = loop.run_in_executor(frame_detections, frame_faces, frame, self.options)
-            found = await self.reporting_failure(detecting, seq=frame.seq, doing="detecting a stream's frame")
+            found = await self.reporting_failure(
+                detecting, doing="detecting a stream's frame", seq=frame.seq, dropped=dropped
+            )
             if found is None:
                 continue
             self.counts["detected"] += 1
@@ -133,7 +135,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         storing = database_sync_to_async(snapshot_create, thread_sensitive=False)(
             frame=frame, options=options, identity=self.identity, address=self.address
         )
-        detection = await self.reporting_failure(storing, seq=frame.seq, doing="storing a stream's snapshot")
+        detection = await self.reporting_failure(storing, doing="storing a stream's snapshot", seq=frame.seq)
         if detection is None:
             return
         self.counts["snapshots"] += 1
@@ -141,24 +143,25 @@ class StreamConsumer(AsyncWebsocketConsumer):
             "snapshot.created", seq=frame.seq, detection=with_base_url(detection, scope_base_url(self.scope))
         )
 
-    async def reporting_failure(self, work: Awaitable[T], *, seq: int, doing: str) -> T | None:
-        """What `work` gives, or None once its failure is sent to the client (the stream goes on):
-        a DetectionError as it is, anything else logged and sent as ProcessingFailed."""
+    async def reporting_failure(self, work: Awaitable[T], *, doing: str, **about: int) -> T | None:
+        """What `work` gives, or None once its failure is sent to the client with `about` (the frame's
+        seq, and the frames dropped before it) and the stream goes on: a DetectionError as it is,
+        anything else logged and sent as ProcessingFailed."""
         try:
             return await work
         except DetectionError as error:
-            await self.send_error(error, seq=seq)
+            await self.send_error(error, **about)
         except Exception:
             logger.exception("%s failed", doing)
-            await self.send_error(ProcessingFailed(), seq=seq)
+            await self.send_error(ProcessingFailed(), **about)
         return None
 
     async def send_json(self, kind: str, **fields: object) -> None:
         await self.send(text_data=json.dumps({"type": kind, **fields}))
 
-    async def send_error(self, error: DetectionError, *, seq: int | None = None) -> None:
+    async def send_error(self, error: DetectionError, *, seq: int | None = None, **about: int) -> None:
         self.counts["errors"] += 1
-        body: dict = {"error": {"code": error.code, "message": error.message}, "seq": seq}
+        body: dict = {"error": {"code": error.code, "message": error.message}, "seq": seq, **about}
         if error.retry_after:
             body["retry_after"] = error.retry_after
         await self.send_json("error", **body)

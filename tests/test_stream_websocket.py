@@ -48,12 +48,7 @@ async def test_it_answers_a_frame_with_its_faces(stream, astronaut_jpeg):
 async def test_the_latest_frame_wins_while_one_is_detected(stream, astronaut_jpeg):
     # Every detection slot taken: the stream's first frame waits for a turn, and the frames sent
     # meanwhile replace each other instead of queueing.
-    release, holding = threading.Event(), []
-    for _ in range(slots.running):
-        held = threading.Event()
-        threading.Thread(target=hold_a_turn, args=(held, release), daemon=True).start()
-        held.wait(5)
-        holding.append(held)
+    release = every_turn_held()
     for _ in range(10):
         await stream.send_to(bytes_data=astronaut_jpeg)
     await stream.receive_nothing(timeout=0.3)
@@ -69,10 +64,33 @@ async def test_the_latest_frame_wins_while_one_is_detected(stream, astronaut_jpe
     assert await stream.receive_nothing(timeout=0.5)
 
 
+def every_turn_held() -> threading.Event:
+    """Every detection slot taken by a thread until the event returned is set."""
+    release = threading.Event()
+    for _ in range(slots.running):
+        held = threading.Event()
+        threading.Thread(target=hold_a_turn, args=(held, release), daemon=True).start()
+        held.wait(5)
+    return release
+
+
 def hold_a_turn(held: threading.Event, release: threading.Event) -> None:
     with slots.turn():
         held.set()
         release.wait(10)
+
+
+async def test_an_error_for_a_frame_counts_the_frames_dropped_before_it(stream, astronaut_jpeg):
+    release = every_turn_held()
+    for _ in range(9):
+        await stream.send_to(bytes_data=astronaut_jpeg)
+    await stream.send_to(bytes_data=astronaut_jpeg[:2000])  # corrupt, and the latest: the one detected next
+    await stream.receive_nothing(timeout=0.3)
+    release.set()
+
+    first, last = await answer(stream), await answer(stream)
+    assert (first["type"], first["seq"], first["dropped"]) == ("frame.faces", 1, 0)
+    assert (last["type"], last["error"]["code"], last["seq"], last["dropped"]) == ("error", "corrupt_image", 10, 8)
 
 
 async def test_options_apply_to_the_next_frames_and_are_echoed(stream, astronaut_jpeg):
