@@ -154,6 +154,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("%s failed", doing)
             await self.send_error(ProcessingFailed(), **about)
+        finally:
+            # A failed future's exception holds this frame in its traceback, and this frame the future:
+            # a cycle that would keep the frame's bytes until the garbage collector's rare full pass.
+            del work
         return None
 
     async def send_json(self, kind: str, **fields: object) -> None:
