@@ -218,9 +218,9 @@ WEBSOCKET_PING_TIMEOUT = env_int("WEBSOCKET_PING_TIMEOUT", 30)
 # address may hold open (per process), and what one stream may send per 10 s (else closed with 1008).
 STREAM_PROFILE = env_choice("STREAM_PROFILE", "fast", choices=PROFILES)
 STREAM_MAX_FRAME_BYTES = env_int("STREAM_MAX_FRAME_BYTES", 2 * 1024 * 1024, minimum=1)
-STREAM_MAX_FRAME_PIXELS = env_int("STREAM_MAX_FRAME_PIXELS", 2 * 1920 * 1080, minimum=1)
+STREAM_MAX_FRAME_PIXELS = env_int("STREAM_MAX_FRAME_PIXELS", 1920 * 1080, minimum=1)
 STREAM_MAX_PER_CLIENT = env_int("STREAM_MAX_PER_CLIENT", 4)
-STREAM_BUDGET_FRAMES = env_int("STREAM_BUDGET_FRAMES", 1200, minimum=1)
+STREAM_BUDGET_FRAMES = env_int("STREAM_BUDGET_FRAMES", 600, minimum=1)
 STREAM_BUDGET_BYTES = env_int("STREAM_BUDGET_BYTES", 200 * 1024 * 1024, minimum=1)
 # Slow clients: seconds a request's headers, then its body, may take to arrive (else 408), and the
 # connections (HTTP and websockets) one client address may hold open per process; 0: no cap.

@@ -267,9 +267,12 @@ class InboundBudget:
     bytes: int
     forwarded: bool  # whether the application receives the client's messages at all
     max_message_bytes: int = 0  # 0: Daphne's own limit
+    max_text_bytes: int = 0  # a text message's limit, when lower
 
 
 STREAM_PATHS = ("/stream", "/stream/")
+# /stream's text messages carry options of a few hundred bytes; only its binary frames may be large.
+STREAM_MAX_TEXT_BYTES = 64 * 1024
 
 
 def inbound_budget(path: str) -> InboundBudget:
@@ -281,6 +284,7 @@ def inbound_budget(path: str) -> InboundBudget:
             bytes=settings.STREAM_BUDGET_BYTES,
             forwarded=True,
             max_message_bytes=settings.STREAM_MAX_FRAME_BYTES,
+            max_text_bytes=STREAM_MAX_TEXT_BYTES,
         )
     return InboundBudget(
         frames=settings.WEBSOCKET_LISTENER_FRAMES, bytes=settings.WEBSOCKET_LISTENER_BYTES, forwarded=False
@@ -317,6 +321,7 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
     opened_at: float | None = None
     refused = False  # over its budget, or a message too big: closed, and nothing more is read
     message_bytes = 0  # of the data message being received, over its frames so far
+    message_is_text = False
 
     def connectionMade(self) -> None:
         self.client_host = self.transport.getPeer().host
@@ -356,11 +361,17 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
     def check_message_size(self, frame: object) -> None:
         if self.refused or not self.budget.max_message_bytes or frame.opcode > 7:  # control frames: no message
             return
-        # Opcode 0 continues a fragmented message; any other data frame starts one.
-        self.message_bytes = frame.length + (self.message_bytes if frame.opcode == 0 else 0)
-        if self.message_bytes > self.budget.max_message_bytes:
+        # Opcode 0 continues a fragmented message; any other data frame starts one (1: text).
+        if frame.opcode != 0:
+            self.message_bytes, self.message_is_text = 0, frame.opcode == 1
+        self.message_bytes += frame.length
+        limit = self.budget.max_message_bytes
+        if self.message_is_text and self.budget.max_text_bytes:
+            limit = min(limit, self.budget.max_text_bytes)
+        if self.message_bytes > limit:
             logger.warning("websocket message too big: disconnected", extra={"fields": self.log_fields()})
-            self.refuse(code=1009, reason=f"A message may have at most {self.budget.max_message_bytes} bytes.".encode())
+            kind = "text message" if self.message_is_text else "message"
+            self.refuse(code=1009, reason=f"A {kind} may have at most {limit} bytes.".encode())
 
     def refuse(self, *, code: int, reason: bytes) -> None:
         """Close with `code` before reading the frame's payload, and read nothing more from the client."""

@@ -12,7 +12,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from access.throttling import scope_client_address, upload_throttle_wait
-from access.websockets import accepted_subprotocol, open_streams, websocket_may_stream
+from access.websockets import Admission, accepted_subprotocol, open_streams, websocket_may_stream
 from detection.consumers import scope_base_url
 from detection.models import Detection
 from detection.serializers import DetectionSerializer, with_base_url
@@ -42,9 +42,13 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if not open_streams.take(address, cap=settings.STREAM_MAX_PER_CLIENT):
             await self.close()  # refuses the handshake (HTTP 403)
             return
-        admission = await websocket_may_stream(scope=self.scope)
+        admission = Admission(admitted=False)
+        try:
+            admission = await websocket_may_stream(scope=self.scope)
+        finally:  # refused, or the check failed (the database out of reach): the place goes back
+            if not admission.admitted:
+                open_streams.give_back(address)
         if not admission.admitted:
-            open_streams.give_back(address)
             await self.close()
             return
         self.address, self.identity = address, admission.identity
@@ -80,26 +84,17 @@ class StreamConsumer(AsyncWebsocketConsumer):
             self.last_frame = Frame(seq=self.counts["frames"], data=bytes_data, received_at=time.monotonic())
             self.latest.put(self.last_frame)
             return
-        try:
-            if len(text_data) > MAX_TEXT_CHARS:  # not worth parsing: no option takes that much
-                raise InvalidMessage(f"A text message may have at most {MAX_TEXT_CHARS} characters.")
-            message = json.loads(text_data)
-            kind = message.get("type") if isinstance(message, dict) else None
-            if kind == "options":
-                self.options = stream_options({name: value for name, value in message.items() if name != "type"})
-                await self.send_json("options", options=self.options.as_json())
-            elif kind == "snapshot":
-                self.start_snapshot()
-            else:
-                raise InvalidMessage(
-                    'Send frames as binary messages, and JSON objects of type "options" or "snapshot".'
-                )
-        except json.JSONDecodeError:
-            await self.send_error(InvalidMessage("A text message must be JSON."))
-        except RecursionError:  # a few thousand brackets: not a JSONDecodeError, and it would end the consumer
-            await self.send_error(InvalidMessage("A text message may not nest that deep: no option needs nesting."))
-        except DetectionError as error:
-            await self.send_error(error)
+        await self.reporting_failure(self.obey(text_data), doing="handling a stream's message")
+
+    async def obey(self, text: str) -> None:
+        message = parsed_message(text)
+        if message.get("type") == "options":
+            self.options = stream_options({name: value for name, value in message.items() if name != "type"})
+            await self.send_json("options", options=self.options.as_json())
+        elif message.get("type") == "snapshot":
+            self.start_snapshot()
+        else:
+            raise InvalidMessage('Send frames as binary messages, and JSON objects of type "options" or "snapshot".')
 
     async def detect_frames(self) -> None:
         loop = asyncio.get_running_loop()
@@ -169,6 +164,21 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if error.retry_after:
             body["retry_after"] = error.retry_after
         await self.send_json("error", **body)
+
+
+def parsed_message(text: str) -> dict:
+    """A text message as the JSON object it must be, or InvalidMessage."""
+    if len(text) > MAX_TEXT_CHARS:  # not worth parsing: no option takes that much
+        raise InvalidMessage(f"A text message may have at most {MAX_TEXT_CHARS} characters.")
+    try:
+        message = json.loads(text)
+    except json.JSONDecodeError:
+        raise InvalidMessage("A text message must be JSON.") from None
+    except RecursionError:  # a few thousand brackets
+        raise InvalidMessage("A text message may not nest that deep: no option needs nesting.") from None
+    if not isinstance(message, dict):
+        raise InvalidMessage('A text message must be a JSON object, such as {"type": "snapshot"}.')
+    return message
 
 
 def snapshot_create(*, frame: Frame, options: StreamOptions, identity: str | None, address: str) -> dict:

@@ -10,6 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from facesite.transport import STREAM_MAX_TEXT_BYTES
 from tests.live_server import Server, embedded_configuration, running_server
 
 LIMITS = {"STREAM_MAX_FRAME_BYTES": "200000", "STREAM_BUDGET_FRAMES": "40", "STREAM_BUDGET_BYTES": "1000000"}
@@ -26,8 +27,9 @@ def stream_url(server: Server) -> str:
     return server.ws_url.removesuffix("/faces") + "/stream"
 
 
-async def close_code(server: Server, messages: list[bytes | str]) -> int:
-    """The code the server closes with while `messages` are sent (answers read and dropped)."""
+async def close_code(server: Server, messages: list[bytes | str | list[bytes]]) -> int:
+    """The code the server closes with while `messages` are sent (answers read and dropped); a list
+    is one message sent in fragments."""
     async with connect(stream_url(server), proxy=None, max_size=None) as socket:
         await socket.recv()  # stream.ready
         try:
@@ -48,9 +50,20 @@ async def works(server: Server, frame: bytes) -> bool:
         return json.loads(await asyncio.wait_for(socket.recv(), 10))["type"] == "frame.faces"
 
 
-async def test_a_frame_over_the_byte_limit_closes_with_1009(server, astronaut_jpeg):
-    assert await close_code(server, [astronaut_jpeg, b"\xff" * 200_001]) == 1009
+@pytest.mark.parametrize(
+    "too_big",
+    [
+        pytest.param(b"\xff" * 200_001, id="frame"),
+        pytest.param(" " * (STREAM_MAX_TEXT_BYTES + 1), id="text"),
+    ],
+)
+async def test_a_message_over_its_byte_limit_closes_with_1009(server, astronaut_jpeg, too_big):
+    assert await close_code(server, [astronaut_jpeg, too_big]) == 1009
     assert await works(server, astronaut_jpeg)
+
+
+async def test_a_frame_sent_in_fragments_counts_them_all(server, astronaut_jpeg):
+    assert await close_code(server, [[b"\xff" * 100_000, b"\xff" * 100_001]]) == 1009
 
 
 @pytest.mark.parametrize(
