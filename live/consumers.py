@@ -5,6 +5,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Awaitable
+from functools import partial
 from typing import TypeVar
 
 from channels.db import database_sync_to_async
@@ -101,7 +102,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
         while True:
             frame, dropped = await self.latest.take()
             self.counts["dropped"] += dropped
-            detecting = loop.run_in_executor(frame_detections, frame_faces, frame, self.options)
+            detecting = loop.run_in_executor(
+                frame_detections, partial(frame_faces, frame, self.options, tenant=f"stream:{self.address}")
+            )
             found = await self.reporting_failure(
                 detecting, doing="detecting a stream's frame", seq=frame.seq, dropped=dropped
             )

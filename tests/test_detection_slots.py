@@ -203,3 +203,33 @@ def test_turns_go_to_those_waiting_in_the_order_they_came():
     for thread in threads:
         thread.join(5)
     assert order == ["a", "b", "c", "first again"]
+
+
+def test_a_turn_goes_to_the_tenant_that_used_the_least_detection_time():
+    slots = DetectionSlots(running=1, waiting=10)
+    with slots.turn("costly frames"):
+        time.sleep(0.3)
+    order: list[str] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with slots.turn("uploads"):
+            holding.set()
+            release.wait(5)
+
+    def waiter(tenant: str) -> None:
+        with slots.turn(tenant):
+            order.append(tenant)
+
+    threads = [threading.Thread(target=hold)]
+    threads[0].start()
+    holding.wait(5)
+    for tenant in ("costly frames", "cheap frames"):  # the costly one asks first
+        threads.append(threading.Thread(target=waiter, args=(tenant,)))
+        threads[-1].start()
+        while len(slots._turn_queue) < len(threads) - 1:
+            time.sleep(0.001)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert order == ["cheap frames", "costly frames"]

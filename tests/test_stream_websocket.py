@@ -133,6 +133,7 @@ async def test_options_apply_to_the_next_frames_and_are_echoed(stream, astronaut
     ("message", "code"),
     [
         ({"type": "options", "min_confidence": 2}, "invalid_parameter"),
+        ({"type": "options", "min_confidence": 0.01}, "invalid_parameter"),
         ({"type": "options", "profile": "\x00"}, "invalid_parameter"),
         ({"type": "options", "max_faces": 10**20}, "invalid_parameter"),
         ({"type": "dance"}, "invalid_message"),
