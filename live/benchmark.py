@@ -1,0 +1,171 @@
+"""`make bench-cameras` (`python manage.py bench_cameras`): what watching cameras costs. A 1080p 25 fps
+H.264 clip panning over a photo is served over RTSP by GStreamer (live/rtsp_server.py), and K = 1, 2,
+4, 8 cameras of the real watcher (live.watcher.CameraWatch) sample it at 2 fps, decoding only what the
+samples need and, for comparison, every frame. Per camera: CPU (this process's CPU time over the wall
+time, shared out) and the sampled frames per second achieved. The tests serve their cameras the same way.
+"""
+
+import os
+import platform
+import resource
+import selectors
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from live.models import Camera
+from live.watcher import CameraWatch
+
+# Debian's Python, where GStreamer's bindings live (python3-gi, gir1.2-gst-rtsp-server-1.0).
+GSTREAMER_PYTHON = "/usr/bin/python3"
+RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
+SERVER_START_SECONDS = 15
+
+
+class GStreamerMissing(RuntimeError):
+    pass
+
+
+def pan_frames(photo: np.ndarray, *, width: int, height: int, frames: int) -> Iterator[np.ndarray]:
+    """A camera's view of a photo: the photo enlarged to cover the frame and a third more, the view
+    panning across it and back, so every frame differs as a busy scene's do."""
+    scale = max(width / photo.shape[1], height / photo.shape[0]) * 4 / 3
+    scene = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)))
+    spare_x, spare_y = scene.shape[1] - width, scene.shape[0] - height
+    for index in range(frames):
+        phase = (1 - np.cos(2 * np.pi * index / frames)) / 2  # 0 -> 1 -> 0: the loop has no jump
+        x, y = round(spare_x * phase), round(spare_y * phase)
+        yield np.ascontiguousarray(scene[y : y + height, x : x + width])
+
+
+def still_frames(photo: np.ndarray, *, width: int, height: int, frames: int) -> Iterator[np.ndarray]:
+    """A camera looking at a photo that does not move."""
+    frame = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+    for _ in range(frames):
+        yield frame
+
+
+@contextmanager
+def rtsp_camera(clip: Path, *, port: int) -> Iterator[str]:
+    """The clip served in a loop, in real time, at the URL yielded; stopped afterwards. Raises
+    GStreamerMissing when GStreamer's RTSP server cannot start here."""
+    if not Path(GSTREAMER_PYTHON).exists():
+        raise GStreamerMissing(f"no {GSTREAMER_PYTHON} (Debian's python3 with python3-gi)")
+    process = subprocess.Popen(
+        [GSTREAMER_PYTHON, "-I", str(RTSP_SERVER), str(port), str(clip)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for_ready(process)
+        yield f"rtsp://127.0.0.1:{port}/cam"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()
+        process.stderr.close()
+
+
+def wait_for_ready(process: subprocess.Popen) -> None:
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if selector.select(timeout=SERVER_START_SECONDS) and process.stdout.readline().strip() == "ready":
+            return
+    process.kill()
+    raise GStreamerMissing(f"GStreamer's RTSP server did not start: {process.communicate()[1].strip()[-2000:]}")
+
+
+@dataclass(frozen=True)
+class Run:
+    cameras: int
+    decoding: str  # "needed" (what the samples need) or "all" (every frame)
+    wall_seconds: float
+    cpu_percent_per_camera: float  # of one core
+    sampled_fps_per_camera: list[float]
+    keeps_target: bool  # every camera at 95% of the target fps or more
+
+
+class BenchWatch(CameraWatch):
+    """The watcher's decoding and detection, without a database: no state to keep."""
+
+    def record_frames(self, sampled_fps: float) -> None:
+        pass
+
+    def set_state(self, state: str, *, last_error: str = "") -> None:
+        self.state, self.last_error = state, last_error
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(url: str, *, cameras: int, fps: float, profile: str, decode_all: bool, seconds: float) -> Run:
+    """K cameras of the real watcher on one stream for `seconds`, after a warm-up."""
+    watches = [
+        BenchWatch(
+            # Faces are only announced (to this process's in-memory channel layer), not stored.
+            Camera(id=-index, name=f"bench-{index}", url=url, sample_fps=fps, profile=profile, store_snapshots=False),
+            watched_by="bench",
+            timeouts=(10, 10),
+            decode_all=decode_all,
+        )
+        for index in range(1, cameras + 1)
+    ]
+    for watch in watches:
+        watch.start()
+    time.sleep(3)  # connecting, the first keyframe, the model's first run
+    counts, cpu, started = [watch.frames_sampled for watch in watches], cpu_seconds(), time.monotonic()
+    time.sleep(seconds)
+    wall = time.monotonic() - started
+    used = cpu_seconds() - cpu
+    rates = [round((watch.frames_sampled - count) / wall, 2) for watch, count in zip(watches, counts, strict=True)]
+    for watch in watches:
+        watch.stop()
+    for watch in watches:
+        watch.join(timeout=15)
+    return Run(
+        cameras=cameras,
+        decoding="all" if decode_all else "needed",
+        wall_seconds=round(wall, 1),
+        cpu_percent_per_camera=round(100 * used / wall / cameras, 1),
+        sampled_fps_per_camera=rates,
+        keeps_target=min(rates) >= 0.95 * fps,
+    )
+
+
+def machine() -> dict:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+            if line.startswith("Model name")
+        ),
+        platform.processor(),
+    )
+    return {"cpu_model": model, "cores": os.cpu_count()}
+
+
+def report_table(runs: list[Run], *, fps: float) -> str:
+    lines = [
+        f"{'cameras':>7}  {'decoding':>8}  {'CPU/camera':>10}  {'fps/camera (min-max)':>20}  keeps {fps:g} fps",
+    ]
+    for run in runs:
+        low, high = min(run.sampled_fps_per_camera), max(run.sampled_fps_per_camera)
+        lines.append(
+            f"{run.cameras:>7}  {run.decoding:>8}  {run.cpu_percent_per_camera:>9.1f}%  "
+            f"{f'{low:.2f}-{high:.2f}':>20}  {'yes' if run.keeps_target else 'no'}"
+        )
+    return "\n".join(lines)
+
+
+def runs_as_json(runs: list[Run]) -> list[dict]:
+    return [asdict(run) for run in runs]
