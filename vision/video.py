@@ -73,7 +73,7 @@ def sampled_frames(
     `realtime`: the video is watched as it plays (a camera, or a file standing in for one): a file is
     read no faster than it plays, and samples more than MAX_LAG_SECONDS behind are dropped. Without
     it a file is read as fast as it decodes. `decode_all` decodes every frame, as a plain decoder
-    would (what the skipping saves, `make bench-cameras`). `threads`: one per decoder, as several
+    would, for the same samples (what the skipping saves, `make bench-cameras`). `threads`: one per decoder, as several
     cameras share the cores and FFmpeg's threads only add their overhead (measured: 10% more CPU).
     """
     stream = container.streams.video[0]
@@ -91,19 +91,19 @@ def sampled_frames(
                     keyframe_spacing = seconds - keyframe_at
                 keyframe_at = seconds
                 skipping = (
-                    not decode_all
-                    and keyframe_spacing is not None
+                    keyframe_spacing is not None
                     and not schedule.takes(seconds, keyframe=True)
                     and not schedule.wants_before(seconds + keyframe_spacing)
                 )
-            if skipping:
+            if skipping and not decode_all:
                 continue
             for frame in stream.decode(packet):
                 seconds = clock.seconds(frame.pts, frame.time_base)
-                if not schedule.takes(seconds, keyframe=frame.key_frame):
+                # Decoding all, the frames skipping would not decode are not looked at either: the same samples.
+                if skipping or not schedule.takes(seconds, keyframe=frame.key_frame):
                     continue
                 schedule.take(seconds)
-                if not decode_all and keyframe_at is not None and keyframe_spacing is not None:
+                if keyframe_at is not None and keyframe_spacing is not None:
                     skipping = not schedule.wants_before(keyframe_at + keyframe_spacing)
                 if realtime and _late(clock, seconds):
                     continue
