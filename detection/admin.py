@@ -42,6 +42,8 @@ class DetectionAdmin(admin.ModelAdmin):
         "created_at",
         "status",
         "error",
+        "source",
+        "camera",
         "size",
         "face_count",
         "detector",
