@@ -10,6 +10,7 @@ import platform
 import resource
 import selectors
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ import numpy as np
 
 from live.models import Camera
 from live.watcher import CameraWatch
+from vision.video import open_video, sampled_frames
 
 # Debian's Python, where GStreamer's bindings live (python3-gi, gir1.2-gst-rtsp-server-1.0).
 GSTREAMER_PYTHON = "/usr/bin/python3"
@@ -57,30 +59,34 @@ def rtsp_camera(clip: Path, *, port: int) -> Iterator[str]:
     GStreamerMissing when GStreamer's RTSP server cannot start here."""
     if not Path(GSTREAMER_PYTHON).exists():
         raise GStreamerMissing(f"no {GSTREAMER_PYTHON} (Debian's python3 with python3-gi)")
-    process = subprocess.Popen(
-        [GSTREAMER_PYTHON, "-I", str(RTSP_SERVER), str(port), str(clip)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        wait_for_ready(process)
-        yield f"rtsp://127.0.0.1:{port}/cam"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
-        process.stderr.close()
+    # Its complaints go to a file: a pipe nobody reads would fill up and stop the server.
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(
+            [GSTREAMER_PYTHON, "-I", str(RTSP_SERVER), str(port), str(clip)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            if not ready(process):
+                process.kill()
+                process.wait()
+                errors.seek(0)
+                complaint = errors.read().decode(errors="replace").strip()[-2000:]
+                raise GStreamerMissing(f"GStreamer's RTSP server did not start: {complaint}")
+            yield f"rtsp://127.0.0.1:{port}/cam"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            process.stdout.close()
 
 
-def wait_for_ready(process: subprocess.Popen) -> None:
+def ready(process: subprocess.Popen) -> bool:
+    """Whether the server said it listens, within SERVER_START_SECONDS."""
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
-        if selector.select(timeout=SERVER_START_SECONDS) and process.stdout.readline().strip() == "ready":
-            return
-    process.kill()
-    raise GStreamerMissing(f"GStreamer's RTSP server did not start: {process.communicate()[1].strip()[-2000:]}")
+        return bool(selector.select(timeout=SERVER_START_SECONDS)) and process.stdout.readline().strip() == "ready"
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,31 @@ def measure(url: str, *, cameras: int, fps: float, profile: str, decode_all: boo
     )
 
 
+@dataclass(frozen=True)
+class DecodingRun:
+    decoding: str  # "needed" or "all"
+    cpu_percent: float  # of one core
+    sampled_fps: float
+
+
+def measure_decoding(url: str, *, fps: float, decode_all: bool, seconds: float) -> DecodingRun:
+    """One camera's decoding alone, no detection: what the stream itself costs."""
+    frames = -1  # counted from the first, once connected
+    with open_video(url) as video:
+        for _ in sampled_frames(video, fps=fps, decode_all=decode_all):
+            if frames < 0:
+                cpu, started = cpu_seconds(), time.monotonic()
+            frames += 1
+            if time.monotonic() - started >= seconds:
+                break
+    wall = time.monotonic() - started
+    return DecodingRun(
+        decoding="all" if decode_all else "needed",
+        cpu_percent=round(100 * (cpu_seconds() - cpu) / wall, 1),
+        sampled_fps=round(frames / wall, 2),
+    )
+
+
 def machine() -> dict:
     model = next(
         (
@@ -167,5 +198,12 @@ def report_table(runs: list[Run], *, fps: float) -> str:
     return "\n".join(lines)
 
 
-def runs_as_json(runs: list[Run]) -> list[dict]:
+def decoding_table(runs: list[DecodingRun]) -> str:
+    return "\n".join(
+        f"decoding alone, 1 camera, {run.decoding:>6}: {run.cpu_percent:.1f}% of a core, {run.sampled_fps:.2f} fps"
+        for run in runs
+    )
+
+
+def runs_as_json(runs: list[Run] | list[DecodingRun]) -> list[dict]:
     return [asdict(run) for run in runs]

@@ -20,20 +20,26 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402 (after require_
 
 def loop_forever(factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
     """Segment seeks: at the clip's end the demuxer starts over without an end of stream, and the
-    timestamps run on, as a camera's do."""
+    timestamps run on, as a camera's do. The first is made once the media plays: made while the
+    server answers PLAY, it crossed the server's own seek (an assertion in gst_rtsp_media_get_rates)."""
     demuxer = media.get_element().get_by_name("demux")
+    looping = False
 
     def seek(flags: Gst.SeekFlags) -> bool:
         demuxer.seek(1.0, Gst.Format.TIME, flags, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1)
         return False  # once, as an idle callback
 
-    def prepared(media: GstRtspServer.RTSPMedia) -> None:
+    def new_state(media: GstRtspServer.RTSPMedia, state: int) -> None:
+        nonlocal looping
+        if state != Gst.State.PLAYING or looping:
+            return
+        looping = True
         bus = media.get_element().get_parent().get_bus()
         bus.enable_sync_message_emission()
         bus.connect("sync-message::segment-done", lambda bus, message: GLib.idle_add(seek, Gst.SeekFlags.SEGMENT))
         GLib.idle_add(seek, Gst.SeekFlags.SEGMENT | Gst.SeekFlags.FLUSH)
 
-    media.connect("prepared", prepared)
+    media.connect("new-state", new_state)
 
 
 def main(port: str, clip: str) -> None:

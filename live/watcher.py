@@ -13,12 +13,11 @@ import os
 import socket
 import threading
 import time
-from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from detection.broadcast import broadcast
@@ -123,6 +122,8 @@ class CameraWatch(threading.Thread):
     def run(self) -> None:
         try:
             self.watch_until_stopped()
+        except Exception:  # the database out of reach: the watcher starts the camera again at its next look
+            logger.exception("camera %s: its thread failed", self.camera.name)
         finally:
             connection.close()  # this thread's own database connection
 
@@ -152,7 +153,7 @@ class CameraWatch(threading.Thread):
         appear = FacesAppear(cooldown=camera.cooldown_seconds)
         rate = FrameRate()
         connected = False
-        with closing(open_video(camera.url, open_timeout=self.open_timeout, read_timeout=self.read_timeout)) as video:
+        with open_video(camera.url, open_timeout=self.open_timeout, read_timeout=self.read_timeout) as video:
             for frame in sampled_frames(video, fps=camera.sample_fps, decode_all=self.decode_all):
                 if self.stopping.is_set():
                     break
@@ -239,7 +240,10 @@ class CameraWatcher:
         """Until `stopping` is set; then every camera is stopped and marked idle."""
         try:
             while not stopping.is_set():
-                self.sync()
+                try:
+                    self.sync()
+                except DatabaseError:
+                    logger.exception("reading the cameras failed; trying again in %g s", self.poll_seconds)
                 stopping.wait(self.poll_seconds)
         finally:
             self.stop_all()
@@ -249,7 +253,7 @@ class CameraWatcher:
         wanted = {camera.id: camera for camera in cameras_to_watch(shard=self.shard, shards=self.shards)}
         for camera_id, watch in list(self.watches.items()):
             camera = wanted.get(camera_id)
-            if camera is None or camera_settings(camera) != camera_settings(watch.camera):
+            if camera is None or camera_settings(camera) != camera_settings(watch.camera) or not watch.is_alive():
                 self.stop_watching(camera_id, idle=camera is None)
         for camera_id, camera in wanted.items():
             if camera_id not in self.watches:

@@ -3,6 +3,7 @@
 import time
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -56,6 +57,21 @@ def test_skipping_what_no_sample_needs_changes_no_sample(pan_clip, fps):
 
     assert [frame.seconds for frame in skipping] == [frame.seconds for frame in decoding_all]
     assert all(np.array_equal(a.bgr, b.bgr) for a, b in zip(skipping, decoding_all, strict=True))
+
+
+def test_damaged_packets_are_passed_over(pan_clip, tmp_path):
+    # Six predicted frames whose NAL unit lengths are garbage: the decoder refuses each one.
+    with av.open(str(pan_clip)) as video:
+        positions = [packet.pos for packet in video.demux(video.streams.video[0]) if not packet.is_keyframe]
+    damaged = bytearray(pan_clip.read_bytes())
+    for position in positions[20:26]:
+        damaged[position : position + 4] = b"\xff\xff\xff\xff"
+    (tmp_path / "damaged.mp4").write_bytes(damaged)
+
+    frames = sample(str(tmp_path / "damaged.mp4"), fps=5, count=100, realtime=False)
+
+    assert len(frames) >= 14  # 3 s at 5 fps, less what depended on the damaged frames
+    assert frames[-1].seconds > 2.5
 
 
 def test_a_file_watched_as_a_camera_is_read_no_faster_than_it_plays(pan_clip):

@@ -7,7 +7,17 @@ import cv2
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from detection.loadbench import free_port
-from live.benchmark import GStreamerMissing, machine, measure, pan_frames, report_table, rtsp_camera, runs_as_json
+from live.benchmark import (
+    GStreamerMissing,
+    decoding_table,
+    machine,
+    measure,
+    measure_decoding,
+    pan_frames,
+    report_table,
+    rtsp_camera,
+    runs_as_json,
+)
 from vision.video import write_h264
 
 # A busy street of the dev sample: a 1080p pan over it keeps every macroblock moving.
@@ -42,6 +52,11 @@ class Command(BaseCommand):
             write_h264(clip, frames, fps=25, keyframe_interval=options["keyframe_interval"])
             try:
                 with rtsp_camera(clip, port=free_port()) as url:
+                    self.stderr.write("Decoding alone ...")
+                    decoding = [
+                        measure_decoding(url, fps=fps, decode_all=decode_all, seconds=options["seconds"])
+                        for decode_all in (False, True)
+                    ]
                     runs = []
                     for decode_all in (False, True):
                         for count in counts:
@@ -65,6 +80,7 @@ class Command(BaseCommand):
             "CPU per camera: this process's CPU time (decoding, detecting, everything) over the wall time, "
             "per camera, in % of one core.\n"
         )
+        self.stdout.write(decoding_table(decoding) + "\n")
         self.stdout.write(report_table(runs, fps=fps))
         if options["output"]:
             report = {
@@ -73,6 +89,7 @@ class Command(BaseCommand):
                 "stream": {"width": 1920, "height": 1080, "fps": 25, "keyframe_interval": options["keyframe_interval"]},
                 "sample_fps": fps,
                 "profile": profile,
+                "decoding_alone": runs_as_json(decoding),
                 "runs": runs_as_json(runs),
             }
             options["output"].write_text(json.dumps(report, indent=2) + "\n")
