@@ -28,6 +28,7 @@ from vision.video import open_video, sampled_frames
 GSTREAMER_PYTHON = "/usr/bin/python3"
 RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
 SERVER_START_SECONDS = 15
+WARM_UP_SECONDS = 3
 
 
 class GStreamerMissing(RuntimeError):
@@ -55,7 +56,7 @@ def still_frames(photo: np.ndarray, *, width: int, height: int, frames: int) -> 
 
 @contextmanager
 def rtsp_camera(clip: Path, *, port: int) -> Iterator[str]:
-    """The clip served in a loop, in real time, at the URL yielded; stopped afterwards. Raises
+    """The clip served in real time at the URL yielded; stopped afterwards. Raises
     GStreamerMissing when GStreamer's RTSP server cannot start here."""
     if not Path(GSTREAMER_PYTHON).exists():
         raise GStreamerMissing(f"no {GSTREAMER_PYTHON} (Debian's python3 with python3-gi)")
@@ -128,7 +129,7 @@ def measure(url: str, *, cameras: int, fps: float, profile: str, decode_all: boo
     ]
     for watch in watches:
         watch.start()
-    time.sleep(3)  # connecting, the first keyframe, the model's first run
+    time.sleep(WARM_UP_SECONDS)  # connecting, the first keyframe, the model's first run
     counts, cpu, started = [watch.frames_sampled for watch in watches], cpu_seconds(), time.monotonic()
     time.sleep(seconds)
     wall = time.monotonic() - started

@@ -1,5 +1,6 @@
-"""Real cameras for the tests: H.264 clips made from photos with PyAV, served over RTSP by GStreamer's
-RTSP server (live/rtsp_server.py, the benchmark's), and an HTTP MJPEG camera in a thread."""
+"""Real cameras for the tests: H.264 clips made from photos with PyAV, served over RTSP in real time by
+GStreamer's RTSP server (live/rtsp_server.py, the benchmark's), and an HTTP MJPEG camera in a thread
+that sends frames for as long as it is watched."""
 
 import os
 import socket
@@ -23,8 +24,9 @@ CLIP_FPS = 25
 
 
 def clip_of(photo: np.ndarray, path: Path) -> Path:
-    """Four seconds of a camera looking at the photo, 640x480, a keyframe a second."""
-    frames = still_frames(photo, width=640, height=480, frames=4 * CLIP_FPS)
+    """Ten seconds of a camera looking at the photo, 640x480, a keyframe a second: longer than a test
+    watches it (at its end the stream ends, and a watcher would reconnect)."""
+    frames = still_frames(photo, width=640, height=480, frames=10 * CLIP_FPS)
     write_h264(path, frames, fps=CLIP_FPS, keyframe_interval=CLIP_FPS)
     return path
 

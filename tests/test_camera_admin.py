@@ -16,6 +16,21 @@ CAMERAS_URL = "/admin/live/camera/"
 DETECTIONS_URL = "/admin/detection/detection/"
 
 
+# The add form as a person fills it in.
+GARDEN = {
+    "name": "garden",
+    "url": "rtsp://192.0.2.8/stream",
+    "enabled": "on",
+    "sample_fps": "2",
+    "profile": "balanced",
+    "min_confidence": "0.7",
+    "min_face_size": "0",
+    "cooldown_seconds": "30",
+    "store_snapshots": "on",
+    "annotate_style": "box",
+}
+
+
 @pytest.fixture
 def porch() -> Camera:
     return Camera.objects.create(
@@ -36,27 +51,23 @@ def test_the_list_shows_each_cameras_state(admin_client, porch):
 
 
 def test_a_camera_added_in_the_admin_starts_idle_with_the_defaults(admin_client):
-    response = admin_client.post(
-        CAMERAS_URL + "add/",
-        {
-            "name": "garden",
-            "url": "rtsp://192.0.2.8/stream",
-            "enabled": "on",
-            "sample_fps": "2",
-            "profile": "balanced",
-            "min_confidence": "0.7",
-            "min_face_size": "0",
-            "cooldown_seconds": "30",
-            "store_snapshots": "on",
-            "annotate_style": "box",
-            # The state is the watcher's: a form that sends it is not heard.
-            "state": "connected",
-        },
-    )
+    # The state is the watcher's: a form that sends it is not heard.
+    response = admin_client.post(CAMERAS_URL + "add/", {**GARDEN, "state": "connected"})
 
     assert response.status_code == 302
     camera = Camera.objects.get(name="garden")
     assert (camera.state, camera.sample_fps, camera.enabled) == (Camera.State.IDLE, 2.0, True)
+
+
+def test_a_url_the_watcher_cannot_read_is_refused_with_what_it_reads(admin_client):
+    response = admin_client.post(
+        CAMERAS_URL + "add/",
+        {**GARDEN, "url": "ftp://192.0.2.8/stream"},
+    )
+
+    assert response.status_code == 200
+    assert "The watcher reads rtsp://" in response.content.decode()
+    assert not Camera.objects.exists()
 
 
 def test_the_state_is_shown_but_not_editable(admin_client, porch):

@@ -105,6 +105,12 @@ def test_a_refused_connection_says_so():
         open_video(f"rtsp://127.0.0.1:{free_port()}/cam")
 
 
+@pytest.mark.parametrize("url", ["ftp://192.0.2.7/camera.mp4", "tcp://192.0.2.7:554", "udp://192.0.2.7:5000"])
+def test_a_url_of_another_protocol_says_what_is_read(url):
+    with pytest.raises(VideoUnavailable, match=r"rtsp://, rtsps://, http://, https://.*or a file path"):
+        open_video(url)
+
+
 def test_a_missing_file_says_so(tmp_path):
     with pytest.raises(VideoUnavailable, match="No such file"):
         open_video(str(tmp_path / "camera.mp4"))

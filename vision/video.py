@@ -26,9 +26,20 @@ from vision.errors import VideoStalled, VideoUnavailable
 MAX_LAG_SECONDS = 2.0
 # Damaged packets in a row past which a stream is given up as undecodable (4 s at 25 fps).
 MAX_UNDECODABLE_PACKETS = 100
-# RTSP over TCP (interleaved): no UDP ports to open, and no packets lost on the way, which H.264
-# turns into smeared frames until the next keyframe.
-RTSP_OPTIONS = {"rtsp_transport": "tcp"}
+# What FFmpeg may open for each kind of URL, so that a stream cannot lead it anywhere else (an HLS
+# playlist served as a "camera" naming file:// URLs, say). RTSP over TCP (interleaved): no UDP ports
+# to open, and no packets lost on the way, which H.264 turns into smeared frames until the next keyframe.
+RTSP_OPTIONS = {"rtsp_transport": "tcp", "protocol_whitelist": "rtsp,rtsps,tcp,tls,udp,rtp"}
+HTTP_OPTIONS = {"protocol_whitelist": "http,https,tcp,tls"}
+FILE_OPTIONS = {"protocol_whitelist": "file"}
+OPTIONS_BY_SCHEME = {
+    "rtsp": RTSP_OPTIONS,
+    "rtsps": RTSP_OPTIONS,
+    "http": HTTP_OPTIONS,
+    "https": HTTP_OPTIONS,
+    "file": FILE_OPTIONS,
+}
+SUPPORTED_URLS_TEXT = "rtsp://, rtsps://, http://, https:// (MJPEG or any stream FFmpeg reads), or a file path"
 
 
 @dataclass(frozen=True)
@@ -37,15 +48,24 @@ class SampledFrame:
     seconds: float  # since the first frame read, by the stream's timestamps (the wall clock without them)
 
 
+def url_scheme(url: str) -> str:
+    """ "rtsp" for rtsp://..., "file" for a path."""
+    return url.partition("://")[0].lower() if "://" in url else "file"
+
+
 def open_video(url: str, *, open_timeout: float = 10, read_timeout: float = 10) -> av.container.InputContainer:
-    """An rtsp:// or http(s):// stream, or a file, opened for reading its first video stream.
+    """An rtsp:// or http(s):// stream, or a file (a path, or file://), opened for reading its first
+    video stream; other protocols are refused.
 
     PyAV's timeouts (an FFmpeg interrupt callback) bound opening, then each read, for every protocol:
     FFmpeg's own socket options do not (a file or pipe has none), and its RTSP `timeout` reports a
     silent server as "Invalid data". Raises VideoUnavailable saying why (refused, not found, not
     video), or VideoStalled when nothing answers within `open_timeout` seconds.
     """
-    options = RTSP_OPTIONS if url.lower().startswith(("rtsp://", "rtsps://")) else {}
+    scheme = url_scheme(url)
+    if scheme not in OPTIONS_BY_SCHEME:
+        raise VideoUnavailable(f"Cannot open {scheme}:// URLs: {SUPPORTED_URLS_TEXT}.")
+    options = OPTIONS_BY_SCHEME[scheme]
     started = time.monotonic()
     try:
         container = av.open(url, options=options, timeout=(open_timeout, read_timeout))
