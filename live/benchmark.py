@@ -96,8 +96,10 @@ class Run:
     decoding: str  # "needed" (what the samples need) or "all" (every frame)
     wall_seconds: float
     cpu_percent_per_camera: float  # of one core
+    cpu_ms_per_frame: float  # CPU time per frame sampled: what a frame costs, however busy the machine
     sampled_fps_per_camera: list[float]
     keeps_target: bool  # every camera at 95% of the target fps or more
+    load_average: float  # the machine's, over the last minute: other work shares the cores
 
 
 class BenchWatch(CameraWatch):
@@ -134,7 +136,7 @@ def measure(url: str, *, cameras: int, fps: float, profile: str, decode_all: boo
     time.sleep(seconds)
     wall = time.monotonic() - started
     used = cpu_seconds() - cpu
-    rates = [round((watch.frames_sampled - count) / wall, 2) for watch, count in zip(watches, counts, strict=True)]
+    sampled = [watch.frames_sampled - count for watch, count in zip(watches, counts, strict=True)]
     for watch in watches:
         watch.stop()
     for watch in watches:
@@ -144,8 +146,10 @@ def measure(url: str, *, cameras: int, fps: float, profile: str, decode_all: boo
         decoding="all" if decode_all else "needed",
         wall_seconds=round(wall, 1),
         cpu_percent_per_camera=round(100 * used / wall / cameras, 1),
-        sampled_fps_per_camera=rates,
-        keeps_target=min(rates) >= 0.95 * fps,
+        cpu_ms_per_frame=round(1000 * used / max(1, sum(sampled)), 1),
+        sampled_fps_per_camera=[round(count / wall, 2) for count in sampled],
+        keeps_target=min(sampled) / wall >= 0.95 * fps,
+        load_average=round(os.getloadavg()[0], 2),
     )
 
 
@@ -188,13 +192,15 @@ def machine() -> dict:
 
 def report_table(runs: list[Run], *, fps: float) -> str:
     lines = [
-        f"{'cameras':>7}  {'decoding':>8}  {'CPU/camera':>10}  {'fps/camera (min-max)':>20}  keeps {fps:g} fps",
+        f"{'cameras':>7}  {'decoding':>8}  {'CPU/camera':>10}  {'CPU/frame':>9}  {'fps/camera (min-max)':>20}"
+        f"  keeps {fps:g} fps  machine load",
     ]
     for run in runs:
         low, high = min(run.sampled_fps_per_camera), max(run.sampled_fps_per_camera)
         lines.append(
             f"{run.cameras:>7}  {run.decoding:>8}  {run.cpu_percent_per_camera:>9.1f}%  "
-            f"{f'{low:.2f}-{high:.2f}':>20}  {'yes' if run.keeps_target else 'no'}"
+            f"{run.cpu_ms_per_frame:>6.1f} ms  {f'{low:.2f}-{high:.2f}':>20}  "
+            f"{'yes' if run.keeps_target else 'no':>11}  {run.load_average:>12.2f}"
         )
     return "\n".join(lines)
 
