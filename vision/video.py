@@ -1,13 +1,13 @@
 """Reading video with PyAV (FFmpeg): network cameras (RTSP, HTTP MJPEG) and files, sampled at a few
 frames per second; and writing H.264 clips. Pure video work: no Django, no storage.
 
-Decoding is most of what watching a camera costs: a 1080p 25 fps H.264 stream takes 13 to 18% of a
+Decoding is most of what watching a camera costs: a 1080p 25 fps H.264 stream takes 16 to 18% of a
 core to decode in full (`make bench-cameras`, README). A sample needs only its own frame and the
 frames it is predicted from, back to the last keyframe; `sampled_frames` decodes nothing else. A
 group of pictures (keyframe to keyframe) with no sample due is not decoded at all, one whose samples
 are taken is left at its last sample, and a keyframe close to a sample's time stands in for it: at
 2 fps a stream with a keyframe every 0.5 s or less is decoded keyframes only (10% of a core instead
-of 17.5%), one with a keyframe a second up to its middle (15% instead of 17%: keyframes cost ten
+of 17.5%), one with a keyframe a second up to its middle (11% instead of 16%: keyframes cost ten
 times a predicted frame).
 """
 
