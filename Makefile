@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8282
 WORKERS ?= 1
 
-.PHONY: run worker test lint superuser bench-detector bench-load bench-stream detector-model examples mutation
+.PHONY: run worker cameras test lint superuser bench-detector bench-load bench-stream bench-cameras detector-model examples mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ run: $(VENV)/.runtime-installed
 # DATABASE_URL the same as the server's). Start as many as there are cores, here or on other machines.
 worker: $(VENV)/.runtime-installed
 	PYTHON=$(BIN)/python ./entrypoint.sh worker
+
+# The camera watcher: watches the cameras added in the admin (/admin/live/camera/) and stores a detection
+# when faces appear. Beside `make run` it needs the server's settings (DATABASE_URL; REDIS_URL for /faces
+# to hear it). SHARD=N/COUNT splits the cameras over COUNT watchers, here or on other machines.
+SHARD ?= 1/1
+cameras: $(VENV)/.runtime-installed
+	PYTHON=$(BIN)/python ./entrypoint.sh cameras --shard $(SHARD)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
@@ -65,9 +72,17 @@ bench-load: $(VENV)/.dev-installed
 
 # Live streams over /stream (1, 2 and 4 at once, 640x480 and 1280x720), uploads beside four of them, a
 # 10-minute soak of two (ARGS="--soak 0" skips it), and issue 12's targets: the real server on this
-# machine, streaming a clip panned across PHOTOS. JSON: bench-stream.json.
+# machine, streaming a clip panned across PHOTOS; then bench-cameras (CAMERA_ARGS). JSON: bench-stream.json.
+CAMERA_ARGS ?=
 bench-stream: $(VENV)/.dev-installed
 	$(BIN)/python manage.py bench_stream --photos $(PHOTOS) --output bench-stream.json $(ARGS)
+	$(BIN)/python manage.py bench_cameras --dataset $(DATASET) --output bench-cameras.json $(CAMERA_ARGS)
+
+# What watching cameras costs: K = 1, 2, 4, 8 cameras of a 1080p 25 fps H.264 stream served over RTSP
+# by GStreamer (Debian's python3-gi and gir1.2-gst-rtsp-server-1.0), sampled at 2 fps, decoding only
+# what the samples need and every frame. JSON: bench-cameras.json.
+bench-cameras: $(VENV)/.dev-installed
+	$(BIN)/python manage.py bench_cameras --dataset $(DATASET) --output bench-cameras.json $(CAMERA_ARGS)
 
 # The annotated examples in the README (docs/examples/), from scikit-image's photos.
 examples: $(VENV)/.dev-installed

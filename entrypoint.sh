@@ -2,8 +2,9 @@
 # Starts the server: migrate, collect static files, then Daphne on 0.0.0.0:$PORT (8282),
 # in WORKERS processes (1; more need REDIS_URL).
 # `entrypoint.sh worker` starts a queue worker instead (TASKS_BACKEND=rq), which runs detections
-# until stopped; the server migrates, the worker only needs the same settings.
-# The Docker image's entrypoint, and what `make run` and `make worker` call: it runs the same inside
+# until stopped; `entrypoint.sh cameras [--shard N/COUNT]` the camera watcher, which watches the cameras
+# of the admin until stopped. The server migrates; the worker and the watcher only need the same settings.
+# The Docker image's entrypoint, and what `make run`, `make worker` and `make cameras` call: it runs the same inside
 # and outside a container.
 set -eu
 cd "$(dirname "$0")"
@@ -11,6 +12,10 @@ PYTHON="${PYTHON:-python}"
 
 if [ "${1:-}" = "worker" ]; then
   exec "$PYTHON" manage.py detection_worker
+fi
+if [ "${1:-}" = "cameras" ]; then
+  shift
+  exec "$PYTHON" manage.py watch_cameras "$@"
 fi
 
 PORT="${PORT:-8282}"

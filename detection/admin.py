@@ -31,7 +31,7 @@ class DetectionAdmin(admin.ModelAdmin):
     # What fits a laptop screen; profile and style are filters and on the detail page.
     list_display = ["thumbnail", "created_at", "status", "face_count", "size"]
     list_display_links = ["thumbnail", "created_at"]
-    list_filter = ["created_at", "status", FaceCountFilter, "detector_profile", "annotate_style"]
+    list_filter = ["created_at", "status", FaceCountFilter, "source", "camera", "detector_profile", "annotate_style"]
     search_fields = ["^id"]  # the whole id or its first characters
     search_help_text = "An id, or its first characters."
     date_hierarchy = "created_at"
@@ -42,6 +42,8 @@ class DetectionAdmin(admin.ModelAdmin):
         "created_at",
         "status",
         "error",
+        "source",
+        "camera",
         "size",
         "face_count",
         "detector",

@@ -43,20 +43,25 @@ async def send_to_group(message: dict) -> None:
         await get_channel_layer().group_send(FACES_GROUP, message)
 
 
-async def send_to_group_logged(message: dict, detection_id: object) -> None:
+async def send_to_group_logged(message: dict, what: str) -> None:
     try:
         await send_to_group(message)
     except Exception:
-        logger.exception("broadcast of detection %s failed", detection_id)
+        logger.exception("broadcast of %s failed", what)
+
+
+def broadcast(event: dict, *, what: str) -> None:
+    """Send an event to every /faces client; a broken channel layer must not fail the upload, task or
+    camera that broadcasts (it is logged, as the broadcast of `what`)."""
+    message = faces_message(event)
+    if loop := server_loop.running():
+        # Not waited for: the upload's answer does not depend on how many listen, nor on the layer.
+        asyncio.run_coroutine_threadsafe(send_to_group_logged(message, what), loop)
+        return
+    async_to_sync(send_to_group_logged)(message, what)
 
 
 def broadcast_detection(detection: Detection) -> None:
-    """Send the detection to the group; a broken channel layer must not fail the upload or the task.
-
-    Called once the row is committed (signals), so no client hears of it before it is there."""
-    message = faces_message({"type": MESSAGE_TYPES[detection.status], **DetectionSerializer(detection).data})
-    if loop := server_loop.running():
-        # Not waited for: the upload's answer does not depend on how many listen, nor on the layer.
-        asyncio.run_coroutine_threadsafe(send_to_group_logged(message, detection.id), loop)
-        return
-    async_to_sync(send_to_group_logged)(message, detection.id)
+    """Called once the row is committed (signals), so no client hears of it before it is there."""
+    event = {"type": MESSAGE_TYPES[detection.status], **DetectionSerializer(detection).data}
+    broadcast(event, what=f"detection {detection.id}")

@@ -37,7 +37,9 @@ def client_text(text: str, base_url: str) -> str:
 
 class FacesConsumer(AsyncWebsocketConsumer):
     """Relays every finished detection to this client: `detection.created` when one is done,
-    `detection.failed` when one failed (queue mode). Clients only listen; what they send is ignored.
+    `detection.failed` when one failed (queue mode), and the watched cameras' news: `camera.status` when
+    one's state changes, `camera.faces` when faces appear on one that stores no snapshots. Clients only
+    listen; what they send is ignored.
 
     The process, not each socket, is in the channel layer's group (see detection.relay).
     Daphne pings every client (every 20 s) and drops those that stop answering.

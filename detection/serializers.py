@@ -19,10 +19,11 @@ URL_FIELDS = ("url", "original_url", "detail_url")
 
 
 def with_base_url(payload: dict, base_url: str) -> dict:
-    # Paths get the client's base; URLs that are already absolute (media on S3) stay as they are.
+    # Paths get the client's base; URLs that are already absolute (media on S3) stay as they are, and
+    # messages without them (a camera's status) as they are.
     return {
         **payload,
-        **{field: base_url + payload[field] for field in URL_FIELDS if (payload[field] or "").startswith("/")},
+        **{field: base_url + payload[field] for field in URL_FIELDS if (payload.get(field) or "").startswith("/")},
     }
 
 

@@ -50,6 +50,27 @@ def encode(image: Image.Image, image_format: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.fixture(scope="session")
+def faces_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A camera's H.264 clip of a dev photo with two faces (tests/cameras.py)."""
+    import cv2
+
+    from tests.cameras import FACES_PHOTO, clip_of
+
+    photo = cv2.imread(str(require_dev_set() / "images" / FACES_PHOTO))
+    return clip_of(photo, tmp_path_factory.mktemp("clips") / "faces.mp4")
+
+
+@pytest.fixture(scope="session")
+def coffee_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A camera's H.264 clip of a real photo without a face."""
+    import cv2
+
+    from tests.cameras import clip_of
+
+    return clip_of(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), tmp_path_factory.mktemp("clips") / "coffee.mp4")
+
+
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path: Path) -> Path:
     """Each test stores its uploads in a folder of its own."""

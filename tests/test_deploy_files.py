@@ -16,7 +16,7 @@ def compose() -> dict:
 def test_compose_runs_replicas_behind_nginx_on_8282_with_redis_and_postgres():
     services = compose()["services"]
 
-    assert set(services) == {"migrate", "web", "worker", "nginx", "redis", "postgres"}
+    assert set(services) == {"migrate", "web", "worker", "cameras", "nginx", "redis", "postgres"}
     web = services["web"]
     assert "ports" not in web  # reached only through nginx
     assert int(web["deploy"]["replicas"].removeprefix("${WEB_REPLICAS:-").removesuffix("}")) >= 2
@@ -42,6 +42,18 @@ def test_compose_queues_uploads_for_workers_that_share_the_web_services_data():
     assert "data:/data" in worker["volumes"]  # it reads the originals and writes the copies
     assert worker["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     assert "ports" not in worker
+
+
+def test_compose_watches_the_cameras_with_the_web_services_settings():
+    services = compose()["services"]
+    web, cameras = services["web"], services["cameras"]
+
+    assert cameras["command"] == ["cameras"]  # ./entrypoint.sh cameras, from the same image
+    assert cameras["build"] == web["build"]
+    for name in ("DATABASE_URL", "REDIS_URL", "TASKS_BACKEND"):  # its detections queue for the workers
+        assert cameras["environment"][name] == web["environment"][name]
+    assert "deploy" not in cameras  # one replica: each would watch every camera
+    assert "ports" not in cameras
 
 
 def test_nginx_passes_websockets_and_caps_bodies():

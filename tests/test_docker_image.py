@@ -150,5 +150,5 @@ def test_the_image_and_compose_keep_state_in_one_volume():
 
     assert re.search(r"^\s+STATE_DIR=/data", dockerfile, re.MULTILINE)
     assert re.search(r'^VOLUME \["/data"\]$', dockerfile, re.MULTILINE)
-    for service in ("migrate", "web", "worker"):
+    for service in ("migrate", "web", "worker", "cameras"):
         assert services[service]["volumes"] == ["data:/data"]

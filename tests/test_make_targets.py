@@ -51,7 +51,10 @@ def test_make_superuser_takes_the_user_from_the_environment(tmp_path):
     assert superusers(tmp_path) == ["operator"]
 
 
-@pytest.mark.parametrize("target, command", [("bench-detector", "bench_detector"), ("bench-load", "bench_load")])
+@pytest.mark.parametrize(
+    "target, command",
+    [("bench-detector", "bench_detector"), ("bench-load", "bench_load"), ("bench-cameras", "bench_cameras")],
+)
 def test_the_benchmark_targets_pass_args_to_their_command(tmp_path, target, command):
     result = make(target, tmp_path, "ARGS=--help")
 

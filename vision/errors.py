@@ -98,3 +98,15 @@ class ProcessingFailed(DetectionError):
 
     def __init__(self, message: str = "The server failed to process this image; the failure has been logged.") -> None:
         super().__init__(message)
+
+
+class VideoUnavailable(DetectionError):
+    """A video or camera stream that cannot be read: refused, not found, not video, or cut off."""
+
+    code = "video_unavailable"
+
+
+class VideoStalled(DetectionError):
+    """A video or camera stream that stopped answering: nothing within the open or read timeout."""
+
+    code = "video_stalled"
