@@ -82,7 +82,7 @@ bench-stream: $(VENV)/.dev-installed
 # by GStreamer (Debian's python3-gi and gir1.2-gst-rtsp-server-1.0), sampled at 2 fps, decoding only
 # what the samples need and every frame. JSON: bench-cameras.json.
 bench-cameras: $(VENV)/.dev-installed
-	$(BIN)/python manage.py bench_cameras --dataset $(DATASET) --output bench-cameras.json $(CAMERA_ARGS)
+	$(BIN)/python manage.py bench_cameras --dataset $(DATASET) --output bench-cameras.json $(ARGS)
 
 # The annotated examples in the README (docs/examples/), from scikit-image's photos.
 examples: $(VENV)/.dev-installed

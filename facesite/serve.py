@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 
@@ -69,6 +70,7 @@ class GracefulServer(Server):
 
         server_loop.loop = daphne_server.twisted_loop  # the loop Daphne's reactor runs
         self.write_ahead_log = hold_write_ahead_log(settings.DATABASES["default"])
+        self.cameras = CamerasInServer() if settings.CAMERAS_IN_SERVER else None
         tune_garbage_collector()
         super().run()
 
@@ -94,17 +96,36 @@ class GracefulServer(Server):
         self.stopping_since = time.monotonic()
         for port in self.ports:
             port.stopListening()
+        if self.cameras is not None:
+            self.cameras.stopping.set()
         logger.info("Stopping: no new connections; waiting for %d request(s) in flight", self.requests_in_flight())
         self.wait_for_requests()
 
     def wait_for_requests(self) -> None:
         waited = time.monotonic() - self.stopping_since
-        if self.requests_in_flight() and waited < GRACE_SECONDS:
+        watching = self.cameras is not None and self.cameras.is_alive()  # marking its cameras idle
+        if (self.requests_in_flight() or watching) and waited < GRACE_SECONDS:
             reactor.callLater(POLL_SECONDS, self.wait_for_requests)
             return
         # A moment for the last broadcasts to reach the websockets before they close.
         reactor.callLater(0.5, self.stop)
         logger.info("Stopped after %.1f s", waited)
+
+
+class CamerasInServer(threading.Thread):
+    """The camera watcher (live.watcher) in the server's own process (CAMERAS_IN_SERVER): its
+    announcements go to this process's /faces clients through the in-memory channel layer."""
+
+    def __init__(self) -> None:
+        from live.watcher import CameraWatcher  # needs Django's apps, loaded with the application by now
+
+        super().__init__(name="cameras", daemon=True)
+        self.stopping = threading.Event()
+        self.watcher = CameraWatcher()
+        self.start()
+
+    def run(self) -> None:
+        self.watcher.run(self.stopping)
 
 
 # Allocations between the collector's young passes (Python's default: 700). See tune_garbage_collector.

@@ -222,6 +222,10 @@ STREAM_MAX_FRAME_PIXELS = env_int("STREAM_MAX_FRAME_PIXELS", 1920 * 1080, minimu
 STREAM_MAX_PER_CLIENT = env_int("STREAM_MAX_PER_CLIENT", 4)
 STREAM_BUDGET_FRAMES = env_int("STREAM_BUDGET_FRAMES", 600, minimum=1)
 STREAM_BUDGET_BYTES = env_int("STREAM_BUDGET_BYTES", 200 * 1024 * 1024, minimum=1)
+# Cameras (the admin's): in embedded mode (no REDIS_URL) the server's process watches them itself, so
+# `make run` alone serves cameras and announces their faces to its own /faces clients. With REDIS_URL,
+# watcher processes do (`make cameras`, compose's cameras service), beside any number of servers.
+CAMERAS_IN_SERVER = env_bool("CAMERAS_IN_SERVER", not REDIS_URL)
 # Slow clients: seconds a request's headers, then its body, may take to arrive (else 408), and the
 # connections (HTTP and websockets) one client address may hold open per process; 0: no cap.
 HTTP_HEADERS_TIMEOUT = env_float("HTTP_HEADERS_TIMEOUT", 10)

@@ -173,7 +173,7 @@ class CameraWatch(threading.Thread):
     def faces(self, bgr: np.ndarray) -> list[Face]:
         camera = self.camera
         # A turn of this process's detection slots: in the server's process, cameras and uploads share the cores.
-        with slots.turn():
+        with slots.turn(f"camera:{camera.name}"):
             faces = detect_faces(
                 bgr,
                 min_confidence=camera.min_confidence,

@@ -52,11 +52,17 @@ def test_make_superuser_takes_the_user_from_the_environment(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "target, command",
-    [("bench-detector", "bench_detector"), ("bench-load", "bench_load"), ("bench-cameras", "bench_cameras")],
+    "target, commands",
+    [
+        ("bench-detector", ["bench_detector"]),
+        ("bench-load", ["bench_load"]),
+        ("bench-cameras", ["bench_cameras"]),
+        ("bench-stream", ["bench_stream", "bench_cameras"]),  # the streams' ARGS, the cameras' CAMERA_ARGS
+    ],
 )
-def test_the_benchmark_targets_pass_args_to_their_command(tmp_path, target, command):
-    result = make(target, tmp_path, "ARGS=--help")
+def test_the_benchmark_targets_pass_args_to_their_command(tmp_path, target, commands):
+    result = make(target, tmp_path, "ARGS=--help", "CAMERA_ARGS=--help")
 
     assert result.returncode == 0, result.stderr
-    assert f"usage: manage.py {command}" in result.stdout
+    for command in commands:
+        assert f"usage: manage.py {command}" in result.stdout

@@ -18,7 +18,7 @@ from tests.live_server import REPO_ROOT, STARTUP_SECONDS, stop
 def database_environment(tmp_path: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1", "SECRET_KEY": "test-secret"}
     env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", MEDIA_ROOT=str(tmp_path / "media"))
-    for name in ("REDIS_URL", "TASKS_BACKEND"):
+    for name in ("REDIS_URL", "TASKS_BACKEND", "CAMERAS_IN_SERVER"):
         env.pop(name, None)
     return env
 
@@ -47,7 +47,8 @@ def camera_detections(database: Path) -> list[tuple[str, str]]:
 
 
 def test_the_watcher_process_stores_detections_and_stops_cleanly_on_sigterm(tmp_path, astronaut_jpeg):
-    env = database_environment(tmp_path)
+    # A watcher of its own, as beside servers sharing REDIS_URL (here the database alone).
+    env = {**database_environment(tmp_path), "CAMERAS_IN_SERVER": "false"}
     database = tmp_path / "db.sqlite3"
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO_ROOT, env=env, check=True, capture_output=True
@@ -81,4 +82,12 @@ def test_the_watcher_process_stores_detections_and_stops_cleanly_on_sigterm(tmp_
     assert camera_detections(database) == [("camera", "door")]
     stopped = camera_row(database, "door")
     assert (stopped["state"], stopped["watched_by"]) == ("idle", "")
-    assert "No REDIS_URL" in log_path.read_text()  # it says its announcements stay in its process
+
+
+def test_without_redis_the_command_says_the_server_watches_the_cameras(tmp_path):
+    # Two watchers of the same cameras would store every face twice.
+    env = database_environment(tmp_path)
+    finished = subprocess.run(["./entrypoint.sh", "cameras"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+
+    assert finished.returncode != 0
+    assert "The server watches the cameras itself" in finished.stderr

@@ -34,10 +34,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: str) -> None:
         index, count = shard(options["shard"])
-        if not settings.REDIS_URL:
-            self.stderr.write(
-                "No REDIS_URL: the detections are stored, but their announcements and the cameras' status "
-                "stay in this process; set REDIS_URL (the server's too) for /faces to hear them."
+        if settings.CAMERAS_IN_SERVER:
+            raise CommandError(
+                "The server watches the cameras itself (CAMERAS_IN_SERVER, the default without REDIS_URL). Run "
+                "watchers of their own with REDIS_URL set, here and for the servers, so /faces hears them."
             )
         stopping = threading.Event()
         for signal_number in (signal.SIGTERM, signal.SIGINT):
