@@ -22,16 +22,18 @@ from vision.imaging import FRAME_FORMATS, FRAME_FORMATS_TEXT, decode_image
 # uploads, the least used tenant first) decide who runs, not this pool's first-come queue. A waiting
 # thread costs its stack and nothing else.
 FRAME_THREADS = 64
-# Their niceness: when the cores are all busy, the kernel runs uploads' detections and the event loop
-# (every request's and websocket's) first. Beside four streams (bench-stream) uploads' p95 was 2.2 times
-# their idle one at the same niceness, 2.3 at 5, 1.1 at 10 and 0.8 at 19; at 19 any other busy process
-# of the machine would all but stop the streams.
-FRAME_THREAD_NICENESS = 10
+# Their niceness, above the process's: when the cores are all busy, the kernel runs uploads'
+# detections and the event loop (every request's and websocket's) first. Beside four streams
+# (bench-stream) uploads' p95 was 2.2 times their idle one at the same niceness, 2.3 at 5 more, 1.1 at
+# 10 and 0.8 at 19; at 19 any other busy process of the machine would all but stop the streams.
+FRAME_THREAD_NICER_BY = 10
 
 
 def lower_priority() -> None:
-    """Run this thread (Linux schedules threads one by one) at FRAME_THREAD_NICENESS."""
-    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FRAME_THREAD_NICENESS)
+    """Make this thread (Linux schedules threads one by one) FRAME_THREAD_NICER_BY nicer (19 at most):
+    raising one's niceness needs no privilege, lowering it would."""
+    thread = threading.get_native_id()
+    os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + FRAME_THREAD_NICER_BY))
 
 
 frame_detections = ThreadPoolExecutor(
