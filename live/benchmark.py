@@ -17,9 +17,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from live.models import Camera
 from live.watcher import CameraWatch
 from vision.video import open_video, sampled_frames
@@ -33,25 +30,6 @@ WARM_UP_SECONDS = 3
 
 class GStreamerMissing(RuntimeError):
     pass
-
-
-def pan_frames(photo: np.ndarray, *, width: int, height: int, frames: int) -> Iterator[np.ndarray]:
-    """A camera's view of a photo: the photo enlarged to cover the frame and a third more, the view
-    panning across it and back, so every frame differs as a busy scene's do."""
-    scale = max(width / photo.shape[1], height / photo.shape[0]) * 4 / 3
-    scene = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)))
-    spare_x, spare_y = scene.shape[1] - width, scene.shape[0] - height
-    for index in range(frames):
-        phase = (1 - np.cos(2 * np.pi * index / frames)) / 2  # 0 -> 1 -> 0: the loop has no jump
-        x, y = round(spare_x * phase), round(spare_y * phase)
-        yield np.ascontiguousarray(scene[y : y + height, x : x + width])
-
-
-def still_frames(photo: np.ndarray, *, width: int, height: int, frames: int) -> Iterator[np.ndarray]:
-    """A camera looking at a photo that does not move."""
-    frame = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
-    for _ in range(frames):
-        yield frame
 
 
 @contextmanager

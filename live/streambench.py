@@ -8,6 +8,7 @@ broadcasts. A soak keeps two streams going and samples the server's memory.
 """
 
 import asyncio
+import io
 import json
 import tempfile
 import time
@@ -31,12 +32,14 @@ from detection.loadbench import (
     running_server,
     uploaders,
 )
-from vision.clips import h264_clip, jpeg_frames, panning_frames
+from vision.clips import jpeg_frames, pan_frames
+from vision.video import write_h264
 
 Log = Callable[[str], None]
 SIZES = ((640, 480), (1280, 720))
 CLIP_PHOTOS = 8  # photos panned across, one after the other
-FRAMES_PER_PHOTO = 25  # a second of 25 fps video each
+CLIP_FPS = 25
+FRAMES_PER_PHOTO = CLIP_FPS  # a second of video each
 SOAK_STREAMS = 2
 SOAK_SAMPLE_SECONDS = 10
 # The issue's targets, on this 2-core machine.
@@ -59,12 +62,14 @@ class StreamBenchConfig:
 
 def clip_frames(photos: list[Path], width: int, height: int) -> list[bytes]:
     """The replayed clip: a pan across each photo, encoded as H.264, decoded, and sent as JPEGs."""
-    frames = [
+    frames = (
         frame
         for path in photos[:CLIP_PHOTOS]
-        for frame in panning_frames(cv2.imread(str(path)), width=width, height=height, count=FRAMES_PER_PHOTO)
-    ]
-    return jpeg_frames(h264_clip(frames))
+        for frame in pan_frames(cv2.imread(str(path)), width=width, height=height, frames=FRAMES_PER_PHOTO)
+    )
+    clip = io.BytesIO()
+    write_h264(clip, frames, fps=CLIP_FPS, keyframe_interval=CLIP_FPS)
+    return jpeg_frames(clip.getvalue())
 
 
 def stream_url(server: Server) -> str:

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from live.benchmark import GStreamerMissing, rtsp_camera, still_frames
+from live.benchmark import GStreamerMissing, rtsp_camera
 from tests.live_server import HOST, free_port
+from vision.clips import still_frames
 from vision.video import write_h264
 
 # Two faces of ~140 px, side by side.

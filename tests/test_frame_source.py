@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-from live.benchmark import pan_frames
 from tests.cameras import (
     CLIP_FPS,
     FACES_PHOTO,
@@ -18,6 +17,7 @@ from tests.cameras import (
 )
 from tests.conftest import require_dev_set
 from tests.live_server import free_port
+from vision.clips import pan_frames
 from vision.errors import VideoStalled, VideoUnavailable
 from vision.video import open_video, sampled_frames, write_h264
 

@@ -1,51 +1,31 @@
-"""Video clips made from photos, for tests and benchmarks: a camera panning across each photo,
-encoded as H.264 with PyAV (FFmpeg), and the frames decoded back."""
+"""Video clips made from photos, for tests and benchmarks: a camera panning across a photo or
+looking at it, and a clip's frames decoded back (vision.video.write_h264 encodes them)."""
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import av
 import cv2
 import numpy as np
 
-# The share of the photo's width (or height) the window shows: room to pan, faces still large.
-WINDOW_SHARE = 0.75
+
+def pan_frames(photo: np.ndarray, *, width: int, height: int, frames: int) -> Iterator[np.ndarray]:
+    """A camera's view of a photo: the photo enlarged to cover the frame and a third more, the view
+    panning across it and back, so every frame differs as a busy scene's do."""
+    scale = max(width / photo.shape[1], height / photo.shape[0]) * 4 / 3
+    scene = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)))
+    spare_x, spare_y = scene.shape[1] - width, scene.shape[0] - height
+    for index in range(frames):
+        phase = (1 - np.cos(2 * np.pi * index / frames)) / 2  # 0 -> 1 -> 0: the loop has no jump
+        x, y = round(spare_x * phase), round(spare_y * phase)
+        yield np.ascontiguousarray(scene[y : y + height, x : x + width])
 
 
-def panning_frames(photo: np.ndarray, *, width: int, height: int, count: int) -> Iterator[np.ndarray]:
-    """`count` BGR frames of `width` x `height`: a window of the frame's shape, WINDOW_SHARE of the
-    photo, moving from the photo's top left to its bottom right."""
-    photo_height, photo_width = photo.shape[:2]
-    window_width = min(photo_width, photo_height * width / height) * WINDOW_SHARE
-    window_height = window_width * height / width
-    for index in range(count):
-        progress = index / max(count - 1, 1)
-        left = round((photo_width - window_width) * progress)
-        top = round((photo_height - window_height) * progress)
-        window = photo[top : top + round(window_height), left : left + round(window_width)]
-        yield cv2.resize(window, (width, height), interpolation=cv2.INTER_AREA)
-
-
-def h264_clip(frames: Iterable[np.ndarray], *, fps: int = 25, keyframe_interval: int | None = None) -> bytes:
-    """BGR frames (all of one size) as an H.264 MP4 (yuv420p), in memory; a keyframe every
-    `keyframe_interval` frames (default: the encoder's)."""
-    output = io.BytesIO()
-    with av.open(output, "w", format="mp4") as container:
-        stream = None
-        for frame in frames:
-            if stream is None:
-                stream = container.add_stream("libx264", rate=fps)
-                stream.width, stream.height = frame.shape[1], frame.shape[0]
-                stream.pix_fmt = "yuv420p"
-                stream.options = {"preset": "veryfast"}
-                if keyframe_interval:
-                    stream.codec_context.gop_size = keyframe_interval
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
-                container.mux(packet)
-        if stream is not None:
-            for packet in stream.encode():
-                container.mux(packet)
-    return output.getvalue()
+def still_frames(photo: np.ndarray, *, width: int, height: int, frames: int) -> Iterator[np.ndarray]:
+    """A camera looking at a photo that does not move."""
+    frame = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+    for _ in range(frames):
+        yield frame
 
 
 def decoded_frames(clip: bytes) -> Iterator[np.ndarray]:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import av.container
@@ -217,11 +218,17 @@ class _StreamClock:
 
 
 def write_h264(
-    path: Path, frames: Iterable[np.ndarray], *, fps: int, keyframe_interval: int, preset: str = "veryfast"
+    destination: Path | BinaryIO,
+    frames: Iterable[np.ndarray],
+    *,
+    fps: int,
+    keyframe_interval: int,
+    preset: str = "veryfast",
 ) -> None:
     """An H.264 MP4 of BGR frames (all the first one's size), as cameras send it: no B-frames, a
-    keyframe every `keyframe_interval` frames."""
-    with av.open(str(path), "w") as output:
+    keyframe every `keyframe_interval` frames; to a file, or a file object (io.BytesIO)."""
+    target = str(destination) if isinstance(destination, Path) else destination
+    with av.open(target, "w", format="mp4") as output:
         stream = None
         for bgr in frames:
             if stream is None:

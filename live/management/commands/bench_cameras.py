@@ -13,11 +13,11 @@ from live.benchmark import (
     machine,
     measure,
     measure_decoding,
-    pan_frames,
     report_table,
     rtsp_camera,
     runs_as_json,
 )
+from vision.clips import pan_frames
 from vision.video import write_h264
 
 # A busy street of the dev sample: a 1080p pan over it keeps every macroblock moving.
