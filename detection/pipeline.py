@@ -6,6 +6,7 @@ original, and `make bench-load` runs the very same work without a server as its 
 
 from dataclasses import dataclass
 
+import numpy as np
 from django.conf import settings
 
 from vision.detector import detect_faces
@@ -32,16 +33,16 @@ class AnnotatedPhoto:
 
 
 def find_faces(
-    image: DecodedImage,
+    bgr: np.ndarray,
     *,
     min_confidence: float,
     profile: str,
     min_face_size: int = 0,
     max_faces: int | None = None,
 ) -> list[Face]:
-    """The faces asked for in a decoded photo (or a stream's frame), on the server's detector settings."""
+    """The faces asked for in a decoded photo (a stream's or a camera's frame), on the server's detector settings."""
     faces = detect_faces(
-        image.bgr,
+        bgr,
         min_confidence=min_confidence,
         profile=profile,
         threads=settings.DETECTOR_THREADS,
@@ -61,6 +62,6 @@ def annotate_photo(
 ) -> AnnotatedPhoto:
     image = decode_image(image_bytes, limits=decode_limits())
     faces = find_faces(
-        image, min_confidence=min_confidence, profile=profile, min_face_size=min_face_size, max_faces=max_faces
+        image.bgr, min_confidence=min_confidence, profile=profile, min_face_size=min_face_size, max_faces=max_faces
     )
     return AnnotatedPhoto(image, faces, encode_jpeg(annotate(image.bgr, faces, style=style)))

@@ -132,7 +132,7 @@ def frame_faces(frame: Frame, options: StreamOptions, *, tenant: str) -> FrameFa
             formats_text=FRAME_FORMATS_TEXT,
         )
         faces = find_faces(
-            image,
+            image.bgr,
             min_confidence=options.min_confidence,
             profile=options.profile,
             min_face_size=options.min_face_size,

@@ -16,19 +16,18 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from detection.broadcast import broadcast
 from detection.models import Detection
+from detection.pipeline import find_faces
 from detection.services import detection_create, slots
 from live.models import Camera
 from live.selectors import cameras_to_watch
 from live.services import camera_record_frames, camera_set_state
-from vision.detector import detect_faces
 from vision.errors import DetectionError, VideoUnavailable
-from vision.faces import Face, select_faces
+from vision.faces import Face
 from vision.imaging import encode_jpeg
 from vision.video import open_video, sampled_frames
 
@@ -174,14 +173,9 @@ class CameraWatch(threading.Thread):
         camera = self.camera
         # A turn of this process's detection slots: in the server's process, cameras and uploads share the cores.
         with slots.turn(f"camera:{camera.name}"):
-            faces = detect_faces(
-                bgr,
-                min_confidence=camera.min_confidence,
-                profile=camera.profile,
-                threads=settings.DETECTOR_THREADS,
-                engine=settings.DETECTOR_ENGINE,
+            return find_faces(
+                bgr, min_confidence=camera.min_confidence, profile=camera.profile, min_face_size=camera.min_face_size
             )
-        return select_faces(faces, min_face_size=camera.min_face_size)
 
     def faces_appeared(self, bgr: np.ndarray, faces: list[Face]) -> None:
         camera = self.camera
