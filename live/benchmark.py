@@ -6,8 +6,6 @@ time, shared out) and the sampled frames per second achieved. The tests serve th
 """
 
 import os
-import platform
-import resource
 import selectors
 import subprocess
 import tempfile
@@ -17,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from detection.loadbench import cpu_model, own_cpu_seconds
 from live.models import Camera
 from live.watcher import CameraWatch
 from vision.video import open_video, sampled_frames
@@ -90,11 +89,6 @@ class BenchWatch(CameraWatch):
         self.state, self.last_error = state, last_error
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def measure(url: str, *, cameras: int, fps: float, profile: str, decode_all: bool, seconds: float) -> Run:
     """K cameras of the real watcher on one stream for `seconds`, after a warm-up."""
     watches = [
@@ -110,10 +104,10 @@ def measure(url: str, *, cameras: int, fps: float, profile: str, decode_all: boo
     for watch in watches:
         watch.start()
     time.sleep(WARM_UP_SECONDS)  # connecting, the first keyframe, the model's first run
-    counts, cpu, started = [watch.frames_sampled for watch in watches], cpu_seconds(), time.monotonic()
+    counts, cpu, started = [watch.frames_sampled for watch in watches], own_cpu_seconds(), time.monotonic()
     time.sleep(seconds)
     wall = time.monotonic() - started
-    used = cpu_seconds() - cpu
+    used = own_cpu_seconds() - cpu
     sampled = [watch.frames_sampled - count for watch, count in zip(watches, counts, strict=True)]
     for watch in watches:
         watch.stop()
@@ -144,28 +138,20 @@ def measure_decoding(url: str, *, fps: float, decode_all: bool, seconds: float) 
     with open_video(url) as video:
         for _ in sampled_frames(video, fps=fps, decode_all=decode_all):
             if frames < 0:
-                cpu, started = cpu_seconds(), time.monotonic()
+                cpu, started = own_cpu_seconds(), time.monotonic()
             frames += 1
             if time.monotonic() - started >= seconds:
                 break
     wall = time.monotonic() - started
     return DecodingRun(
         decoding="all" if decode_all else "needed",
-        cpu_percent=round(100 * (cpu_seconds() - cpu) / wall, 1),
+        cpu_percent=round(100 * (own_cpu_seconds() - cpu) / wall, 1),
         sampled_fps=round(frames / wall, 2),
     )
 
 
 def machine() -> dict:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-            if line.startswith("Model name")
-        ),
-        platform.processor(),
-    )
-    return {"cpu_model": model, "cores": os.cpu_count()}
+    return {"cpu_model": cpu_model(), "cores": os.cpu_count()}
 
 
 def report_table(runs: list[Run], *, fps: float) -> str:

@@ -12,7 +12,6 @@ import io
 import json
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ import cv2
 from websockets.asyncio.client import connect
 
 from detection.loadbench import (
+    Log,
     Photo,
     Server,
     cpu_model,
@@ -35,7 +35,6 @@ from detection.loadbench import (
 from vision.clips import jpeg_frames, pan_frames
 from vision.video import write_h264
 
-Log = Callable[[str], None]
 SIZES = ((640, 480), (1280, 720))
 CLIP_PHOTOS = 8  # photos panned across, one after the other
 CLIP_FPS = 25
