@@ -271,7 +271,7 @@ def score_clip(truth: TruthClip, regions: Sequence[Sequence[Box]]) -> VideoTally
             rows, columns = _pixels(face.truth.bbox)
             outside[rows, columns] = False
             area = mask[rows, columns]
-            hidden[face.face] = area.size > 0 and area.mean() >= HIDDEN_SHARE
+            hidden[face.face] = bool(area.size) and bool(area.mean() >= HIDDEN_SHARE)
         tally.anonymised += int(mask.sum())
         tally.over_blurred += int(outside.sum())
         for name in SETTINGS:
