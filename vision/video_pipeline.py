@@ -220,7 +220,8 @@ class _Job:
             ]
             for worker in workers:
                 worker.start()
-            started = last_poll = time.monotonic()
+            started = time.monotonic()
+            last_poll = started - STOP_POLL_SECONDS  # asked at the first frame, then every second
             try:
                 for _ in self._detect_and_track():
                     now = time.monotonic()
@@ -420,16 +421,15 @@ class _AudioCopy:
 
     def __init__(self, output: av.container.OutputContainer, source: av.audio.stream.AudioStream) -> None:
         self.output, self.source = output, source
-        self.copying = source.codec_context.name in COPIED_AUDIO
+        self.copying = source.codec_context.codec.canonical_name in COPIED_AUDIO  # "mp3", not its decoder "mp3float"
         if self.copying:
             self.stream = output.add_stream_from_template(source)
         else:
             self.stream = output.add_stream("aac", rate=source.codec_context.sample_rate or 48_000)
             self.stream.bit_rate = AAC_BIT_RATE
-            if source.codec_context.layout is not None and source.codec_context.layout.nb_channels <= 2:
-                self.stream.layout = source.codec_context.layout
-            else:
-                self.stream.layout = "stereo"
+            self.stream.format = "fltp"  # what FFmpeg's AAC encoder takes: PyAV converts to it
+            # A named layout: AAC refuses PCM's unnamed "2 channels"; more than two are mixed down.
+            self.stream.layout = "mono" if source.codec_context.channels == 1 else "stereo"
         self.ended = False
 
     def drain(self, packets: queue.Queue, *, until_end: bool, stopping: threading.Event) -> None:
