@@ -16,6 +16,7 @@ from rest_framework import exceptions
 
 from vision.errors import (
     CorruptImage,
+    CorruptVideo,
     DetectionError,
     ImageEmpty,
     ImageMissing,
@@ -28,6 +29,11 @@ from vision.errors import (
     RequestTimeout,
     ServerBusy,
     UnsupportedImageFormat,
+    UnsupportedVideoFormat,
+    VideoCancelled,
+    VideoEmpty,
+    VideoMissing,
+    VideoTooLarge,
     WorkerLost,
 )
 
@@ -45,6 +51,12 @@ STATUS_BY_ERROR: dict[type[DetectionError], int] = {
     QueueUnavailable: 503,
     WorkerLost: 503,  # only ever stored (queue mode), never a request's own answer
     ProcessingFailed: 500,
+    VideoMissing: 400,
+    VideoEmpty: 400,
+    CorruptVideo: 400,
+    VideoTooLarge: 413,
+    UnsupportedVideoFormat: 415,
+    VideoCancelled: 500,  # only ever internal (a job cancelled), never a request's answer
 }
 
 

@@ -38,6 +38,16 @@ from vision.errors import ImageMissing
 from vision.imaging import CONTENT_TYPE_BY_EXTENSION
 
 MEDIA_CACHE_SECONDS = 365 * 24 * 3600
+# What media holds: photos, and videos with their faces files (videos/).
+MEDIA_TYPE_BY_EXTENSION = {
+    **CONTENT_TYPE_BY_EXTENSION,
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "mkv": "video/x-matroska",
+    "webm": "video/webm",
+    "avi": "video/x-msvideo",
+    "json": "application/json",
+}
 logger = logging.getLogger(__name__)
 
 ERROR_SCHEMA = inline_serializer(
@@ -186,9 +196,7 @@ class MediaFileView(APIView):
             image.close()
             return not_modified
         extension = path.rsplit(".", 1)[-1].lower()
-        response = FileResponse(
-            image, content_type=CONTENT_TYPE_BY_EXTENSION.get(extension, "application/octet-stream")
-        )
+        response = FileResponse(image, content_type=MEDIA_TYPE_BY_EXTENSION.get(extension, "application/octet-stream"))
         response["ETag"] = etag
         response["Last-Modified"] = http_date(last_modified)
         response["Cache-Control"] = f"public, max-age={MEDIA_CACHE_SECONDS}, immutable"

@@ -71,6 +71,7 @@ class GracefulServer(Server):
         server_loop.loop = daphne_server.twisted_loop  # the loop Daphne's reactor runs
         self.write_ahead_log = hold_write_ahead_log(settings.DATABASES["default"])
         self.cameras = CamerasInServer() if settings.CAMERAS_IN_SERVER else None
+        self.videos = resume_videos()
         tune_garbage_collector()
         super().run()
 
@@ -98,13 +99,17 @@ class GracefulServer(Server):
             port.stopListening()
         if self.cameras is not None:
             self.cameras.stopping.set()
+        if self.videos:
+            from videos.services import stopping  # the running video goes back to pending, to resume at the next start
+
+            stopping.set()
         logger.info("Stopping: no new connections; waiting for %d request(s) in flight", self.requests_in_flight())
         self.wait_for_requests()
 
     def wait_for_requests(self) -> None:
         waited = time.monotonic() - self.stopping_since
         watching = self.cameras is not None and self.cameras.is_alive()  # marking its cameras idle
-        if (self.requests_in_flight() or watching) and waited < GRACE_SECONDS:
+        if (self.requests_in_flight() or watching or videos_running()) and waited < GRACE_SECONDS:
             reactor.callLater(POLL_SECONDS, self.wait_for_requests)
             return
         # A moment for the last broadcasts to reach the websockets before they close.
@@ -126,6 +131,27 @@ class CamerasInServer(threading.Thread):
 
     def run(self) -> None:
         self.watcher.run(self.stopping)
+
+
+def resume_videos() -> bool:
+    """Embedded mode: this process runs the videos on a thread of its own. Those a crash cut short end
+    failed, and those pending start (videos.services.video_resume). False in queue mode (the workers')."""
+    from videos.services import video_resume
+    from videos.tasks import runs_in_server
+
+    if not runs_in_server():
+        return False
+    try:
+        video_resume()
+    except Exception:  # a database out of reach: the server serves all the same
+        logger.exception("resuming the videos left pending failed")
+    return True
+
+
+def videos_running() -> bool:
+    from videos.services import running_here
+
+    return running_here()
 
 
 # Allocations between the collector's young passes (Python's default: 700). See tune_garbage_collector.

@@ -39,12 +39,21 @@ from detection.errors_http import error_json
 from facesite.addresses import HeldPerAddress
 from facesite.logs import log_request
 from facesite.proxies import trusted_forwarded_address
-from vision.errors import DetectionError, ImageTooLarge, MalformedRequest, ProcessingFailed, RequestTimeout
+from vision.errors import (
+    DetectionError,
+    ImageTooLarge,
+    MalformedRequest,
+    ProcessingFailed,
+    RequestTimeout,
+    VideoTooLarge,
+)
 
 logger = logging.getLogger("facesite.transport")
 
-# Room for the multipart boundaries and headers around an image of MAX_UPLOAD_BYTES.
+# Room for the multipart boundaries and headers around an image of MAX_UPLOAD_BYTES (a video of MAX_VIDEO_BYTES).
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# Requests to these paths carry a video: MAX_VIDEO_BYTES, not MAX_UPLOAD_BYTES.
+VIDEO_PATHS = (b"/video", b"/video/")
 # After answering early (413, 408, 400) we read and drop what the client still sends for this long
 # before closing: closing with unread bytes resets the connection, and the client could lose the answer.
 LINGER_SECONDS = 2.0
@@ -52,11 +61,22 @@ LINGER_SECONDS = 2.0
 BUDGET_WINDOW_SECONDS = 10.0
 
 
-def max_body_bytes() -> int:
-    return settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES
+def is_video_path(path: bytes | None) -> bool:
+    return bool(path) and path.split(b"?", 1)[0] in VIDEO_PATHS
 
 
-def body_too_large(size: int) -> ImageTooLarge:
+def max_body_bytes(path: bytes | None = None) -> int:
+    """The most a request's body may have: a photo's, or on /video a video's."""
+    limit = settings.MAX_VIDEO_BYTES if is_video_path(path) else settings.MAX_UPLOAD_BYTES
+    return limit + MULTIPART_OVERHEAD_BYTES
+
+
+def body_too_large(size: int, path: bytes | None = None) -> ImageTooLarge | VideoTooLarge:
+    if is_video_path(path):
+        return VideoTooLarge(
+            f"The request body is over {max_body_bytes(path)} bytes ({size} bytes declared or received); "
+            f"the video limit is {settings.MAX_VIDEO_BYTES} bytes (MAX_VIDEO_BYTES)."
+        )
     return ImageTooLarge(
         f"The request body is over {max_body_bytes()} bytes ({size} bytes declared or received); "
         f"the image limit is {settings.MAX_UPLOAD_BYTES} bytes."
@@ -130,8 +150,9 @@ class TransportChannel(HTTPChannel):
         )
 
     def allHeadersReceived(self) -> None:
-        if self.length is not None and self.length > max_body_bytes():
-            self.answer(body_too_large(self.length))  # before a byte of the body is read
+        path = getattr(self, "_path", None)
+        if self.length is not None and self.length > max_body_bytes(path):
+            self.answer(body_too_large(self.length, path))  # before a byte of the body is read
             return
         super().allHeadersReceived()
         if self.length != 0:
@@ -202,8 +223,9 @@ class TransportRequest(WebRequest):
         if self.channel.answered:
             return
         self.received_bytes += len(data)
-        if self.received_bytes > max_body_bytes():
-            self.channel.answer(body_too_large(self.received_bytes))  # a chunked body, as soon as it passes
+        path = getattr(self.channel, "_path", None)
+        if self.received_bytes > max_body_bytes(path):
+            self.channel.answer(body_too_large(self.received_bytes, path))  # a chunked body, as soon as it passes
             return
         super().handleContentChunk(data)
 

@@ -110,3 +110,33 @@ class VideoStalled(DetectionError):
     """A video or camera stream that stopped answering: nothing within the open or read timeout."""
 
     code = "video_stalled"
+
+
+class VideoMissing(DetectionError):
+    code = "video_missing"
+
+
+class VideoEmpty(DetectionError):
+    code = "video_empty"
+
+
+class UnsupportedVideoFormat(DetectionError):
+    code = "unsupported_video_format"
+
+
+class CorruptVideo(DetectionError):
+    """Truncated, undecodable, or without a frame."""
+
+    code = "corrupt_video"
+
+
+class VideoTooLarge(DetectionError):
+    """Over a limit on bytes, duration or resolution: the message names the limit."""
+
+    code = "video_too_large"
+
+
+class VideoCancelled(DetectionError):
+    """Internal: the video's job was cancelled (the video deleted, or the server stopping); never an HTTP answer."""
+
+    code = "video_cancelled"
