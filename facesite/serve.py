@@ -18,6 +18,7 @@ moment to go out, then stop; requests whose body is still arriving are not waite
 plain access log is off: the application and the transport log JSON lines.
 """
 
+import asyncio
 import gc
 import logging
 import logging.config
@@ -29,6 +30,7 @@ import sys
 import threading
 import time
 from collections import deque
+from functools import partial
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "facesite.settings")
 
@@ -45,7 +47,7 @@ from twisted.internet import reactor
 from facesite.env import env_int, env_str
 from facesite.rlimits import raise_open_file_limit
 from facesite.sqlite import hold_write_ahead_log
-from facesite.transport import BoundedWebSocketProtocol, TransportHTTPFactory, TransportRequest
+from facesite.transport import BoundedWebSocketProtocol, StreamedBody, TransportHTTPFactory, TransportRequest
 
 logger = logging.getLogger("facesite.serve")
 
@@ -78,7 +80,22 @@ class GracefulServer(Server):
     def create_application(self, protocol: object, scope: dict) -> object:
         if isinstance(protocol, BoundedWebSocketProtocol):
             scope = {**scope, "extensions": {**scope.get("extensions", {}), **protocol.scope_extensions()}}
-        return super().create_application(protocol, scope)
+        body = getattr(protocol, "streamed_body", None)
+        if body is None:
+            return super().create_application(protocol, scope)
+        # Daphne's Server.create_application, with a queue that reads the large body from its file.
+        assert "application_instance" not in self.connections[protocol]
+        input_queue = StreamedBody(body)
+        scope.setdefault("asgi", {"version": "3.0"})
+        application_instance = self.application(
+            scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol)
+        )
+        if protocol not in self.connections:
+            return None
+        self.connections[protocol]["application_instance"] = asyncio.ensure_future(
+            application_instance, loop=asyncio.get_event_loop()
+        )
+        return input_queue
 
     def listen_success(self, port) -> None:
         self.ports.append(port)

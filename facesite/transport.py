@@ -10,6 +10,10 @@ frame for the application without limit. Our subclasses of Twisted's and Daphne'
 - Body size: a declared Content-Length over the limit gets 413 before any of the body is read; a
   chunked body gets 413 as soon as it passes the limit. Twisted keeps a large body in a temporary
   file and Daphne then queues all of it for the application: never more than one body's limit.
+- Large bodies (a video's hundreds of MB): Daphne would read the whole body from Twisted's file into
+  the application's queue at once, in memory (400 MiB uploaded: the process grew by 430 MB and kept
+  most of it). Past STREAMED_BODY_BYTES the application reads it from the file a chunk at a time
+  instead, as it asks for it (StreamedBody).
 - JSON errors: Twisted's own answer to framing it cannot read (an empty 400) and Daphne's HTML
   error pages carry the API's JSON error instead, and are logged like every request.
 - Websockets: what a client sends to a listen-only endpoint (/faces) is dropped where it arrives,
@@ -21,12 +25,16 @@ frame for the application without limit. Our subclasses of Twisted's and Daphne'
   the per-message hops between the application, Daphne and autobahn.
 """
 
+import asyncio
+import io
 import logging
+import os
 import struct
 import time
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import BinaryIO
 
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.ws_protocol import WebSocketProtocol
@@ -54,6 +62,9 @@ logger = logging.getLogger("facesite.transport")
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 # Requests to these paths carry a video: MAX_VIDEO_BYTES, not MAX_UPLOAD_BYTES.
 VIDEO_PATHS = (b"/video", b"/video/")
+# A body larger than this reaches the application from its file, a chunk at a time (StreamedBody).
+STREAMED_BODY_BYTES = 1024 * 1024
+STREAMED_CHUNK_BYTES = 64 * 1024
 # After answering early (413, 408, 400) we read and drop what the client still sends for this long
 # before closing: closing with unread bytes resets the connection, and the client could lose the answer.
 LINGER_SECONDS = 2.0
@@ -262,9 +273,47 @@ class TransportRequest(WebRequest):
             bytes_in=self.received_bytes,
         )
 
+    streamed_body: BinaryIO | None = None  # the body's file, when the application reads it from there
+
+    def process(self) -> None:
+        # Daphne's process() reads self.content whole into the application's queue: a large body is
+        # handed over as its file instead (facesite.serve.GracefulServer.create_application), and
+        # Daphne reads an empty one.
+        if self.content is not None and self.content.seek(0, os.SEEK_END) > STREAMED_BODY_BYTES:
+            self.streamed_body, self.content = self.content, io.BytesIO()
+        super().process()
+
     def in_application(self) -> bool:
         """The application has this request (its whole body came in); not one still arriving."""
         return self.application_queue is not None and not self.finished
+
+
+class StreamedBody(asyncio.Queue):
+    """The application's queue of a request with a large body: the body is read from its file a
+    chunk at a time as the application asks for it (Django copies it to a file of its own), so that
+    it never sits in memory whole. Daphne's own (empty) body message is dropped; the rest (a client's
+    disconnection) follows the body."""
+
+    def __init__(self, body: BinaryIO) -> None:
+        super().__init__()
+        body.seek(0)
+        self.body: BinaryIO | None = body
+
+    def put_nowait(self, message: dict) -> None:
+        if message["type"] == "http.request" and self.body is not None:
+            return
+        super().put_nowait(message)
+
+    async def get(self) -> dict:
+        if self.body is None:
+            return await super().get()
+        await asyncio.sleep(0)  # other connections get the event loop between chunks
+        chunk = self.body.read(STREAMED_CHUNK_BYTES)
+        more_body = len(chunk) == STREAMED_CHUNK_BYTES
+        if not more_body:
+            self.body.close()
+            self.body = None
+        return {"type": "http.request", "body": chunk, "more_body": more_body}
 
 
 class TransportHTTPFactory(HTTPFactory):

@@ -71,3 +71,12 @@ def drain_videos(seconds: float = 120) -> None:
     from videos.tasks import process_video_task
 
     process_video_task.get_backend().executor.submit(lambda: None).result(timeout=seconds)
+
+
+def slow_clip(path: Path) -> Path:
+    """Seconds of work for the `accurate` profile on every frame (detect_every=1): 6 s of 640x480 at
+    25 fps, long enough to act while it runs (cancel it, kill or stop its server)."""
+    return faces_clip(path, seconds=6, fps=25, width=640, height=480)
+
+
+SLOW_OPTIONS = {"profile": "accurate", "detect_every": 1, "annotate": "blur"}

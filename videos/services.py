@@ -416,7 +416,7 @@ def video_resume() -> None:
     for video in running.only("id", "runner"):
         if not runner_alive(video.runner):
             crashed = "The server stopped (a crash or a kill) while processing this video; upload it again."
-            _fail(str(video.id), ProcessingFailed(crashed))
+            _fail(str(video.id), WorkerLost(crashed))
     owned = {str(video_id) for video_id in running.values_list("id", flat=True)}
     if WORK_ROOT.exists():
         for folder in WORK_ROOT.iterdir():
