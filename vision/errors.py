@@ -125,18 +125,21 @@ class UnsupportedVideoFormat(DetectionError):
 
 
 class CorruptVideo(DetectionError):
-    """Truncated, undecodable, or without a frame."""
+    """A video in a known container that cannot be read through: truncated, undecodable, no frames."""
 
     code = "corrupt_video"
 
 
 class VideoTooLarge(DetectionError):
-    """Over a limit on bytes, duration or resolution: the message names the limit."""
+    """Over a limit in bytes, duration or resolution; the message names the limit."""
 
     code = "video_too_large"
 
 
 class VideoCancelled(DetectionError):
-    """Internal: the video's job was cancelled (the video deleted, or the server stopping); never an HTTP answer."""
+    """Internal: the video's job was cancelled (or the video deleted) while it ran; never an HTTP answer."""
 
     code = "video_cancelled"
+
+    def __init__(self, message: str = "The video's processing was cancelled.") -> None:
+        super().__init__(message)
