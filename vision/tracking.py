@@ -91,13 +91,14 @@ class Track:
         return last.corners + velocity * (frame - last.frame)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    overlap = width * height
-    return float(overlap / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - overlap))
+def _ious(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of each box (corners) of `a` with each of `b`."""
+    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    overlap = np.clip(width, 0, None) * np.clip(height, 0, None)
+    areas_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    areas_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return overlap / np.maximum(areas_a[:, None] + areas_b[None, :] - overlap, 1e-9)
 
 
 def _corners(box: Box) -> np.ndarray:
@@ -172,6 +173,10 @@ class FaceTracker:
             box = tracked.box
             track.boxes.append((frame, box.x, box.y, box.width, box.height, int(tracked.detected)))
             result.append(tracked)
+            # Rounds before the one before this frame's are needed no more (frames come in order):
+            # a track's keys stay a few, whatever the video's length.
+            while len(track.keys) >= 3 and track.keys[2].frame <= frame:
+                del track.keys[0]
         # A track ended and past its hold gives out no more boxes.
         self.live = [
             track for track in self.live if not (track.ended and frame >= track.keys[-1].frame + self.hold_frames)
@@ -181,19 +186,19 @@ class FaceTracker:
     def _match(self, tracks: list[Track], faces: list[Face], frame: int) -> tuple[list[int], list[int]]:
         if not tracks or not faces:
             return [], []
-        cost = np.full((len(tracks), len(faces)), 1e6)
-        for row, track in enumerate(tracks):
-            predicted = track.predicted(frame)
-            size = max(predicted[2] - predicted[0], predicted[3] - predicted[1], 1.0)
-            centre = (predicted[:2] + predicted[2:]) / 2
-            for column, face in enumerate(faces):
-                corners = _corners(face.box)
-                overlap = _iou(predicted, corners)
-                distance = float(np.linalg.norm((corners[:2] + corners[2:]) / 2 - centre)) / size
-                if overlap >= MIN_IOU or distance <= MAX_CENTRE_DISTANCE:
-                    cost[row, column] = (1 - overlap) + distance
+        predicted = np.array([track.predicted(frame) for track in tracks])  # (tracks, 4)
+        found = np.array([_corners(face.box) for face in faces])  # (faces, 4)
+        overlaps = _ious(predicted, found)
+        sizes = np.maximum(np.maximum(predicted[:, 2] - predicted[:, 0], predicted[:, 3] - predicted[:, 1]), 1.0)
+        centres, found_centres = (predicted[:, :2] + predicted[:, 2:]) / 2, (found[:, :2] + found[:, 2:]) / 2
+        distances = np.linalg.norm(centres[:, None] - found_centres[None], axis=2) / sizes[:, None]
+        cost = np.where((overlaps >= MIN_IOU) | (distances <= MAX_CENTRE_DISTANCE), (1 - overlaps) + distances, 1e6)
         rows, columns = linear_sum_assignment(cost)
-        kept = [(row, column) for row, column in zip(rows, columns, strict=True) if cost[row, column] < 1e6]
+        kept = [
+            (row, column)
+            for row, column in zip(rows.tolist(), columns.tolist(), strict=True)
+            if cost[row, column] < 1e6
+        ]
         return [row for row, _ in kept], [column for _, column in kept]
 
     @staticmethod
@@ -243,8 +248,7 @@ class FaceTracker:
         right, bottom = min(self.width, round(corners[2])), min(self.height, round(corners[3]))
         right, bottom = max(right, min(left + 1, self.width)), max(bottom, min(top + 1, self.height))
         box = Box(left, top, right - left, bottom - top)
-        points = key.landmarks * [box.width, box.height] + [box.x, box.y]
-        landmarks = tuple(
-            (min(max(0, round(x)), self.width - 1), min(max(0, round(y)), self.height - 1)) for x, y in points
-        )
+        points = np.rint(key.landmarks * [box.width, box.height] + [box.x, box.y])
+        points = np.clip(points, 0, [self.width - 1, self.height - 1]).astype(int).tolist()
+        landmarks = tuple((x, y) for x, y in points)
         return TrackedBox(track_id=track.id, box=box, detected=detected, confidence=key.confidence, landmarks=landmarks)

@@ -146,8 +146,8 @@ def probe_video(path: Path, *, limits: VideoLimits) -> VideoInfo:
             seconds = stream.frames / fps if stream.frames else 0.0
         frames = stream.frames or max(1, round(seconds * fps))
         return VideoInfo(
-            container=container_name(container, video_codec=context.name),
-            codec=context.name,
+            container=container_name(container, video_codec=context.codec.canonical_name),
+            codec=context.codec.canonical_name,
             width=width,
             height=height,
             rotation=rotation,
@@ -173,7 +173,9 @@ def container_name(container: av.container.InputContainer, *, video_codec: str) 
         # QuickTime files say so in their brand; phones' .mov files are "qt  ".
         return "mov" if container.metadata.get("major_brand", "").strip() == "qt" else "mp4"
     if name.startswith("matroska"):
-        audio = {stream.codec_context.name for stream in container.streams.audio if stream.codec_context}
+        audio = {
+            stream.codec_context.codec.canonical_name for stream in container.streams.audio if stream.codec_context
+        }
         webm = video_codec in WEBM_VIDEO_CODECS and audio <= WEBM_AUDIO_CODECS
         return "webm" if webm else "matroska"
     return name

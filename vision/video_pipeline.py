@@ -10,9 +10,10 @@ bounded whatever the video's length: the queues, the tracker's lookahead and the
 import queue
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from vision.video_files import (
 
 # x264's speed preset and quality: `make bench-video` measured the presets (README); crf 23 is
 # x264's default, visually close to the input for the frame sizes phones record.
-X264_PRESET = "veryfast"
+X264_PRESET = "superfast"
 X264_CRF = 23
 # Audio codecs an MP4 holds that every browser plays: copied as they are; any other is made AAC.
 COPIED_AUDIO = {"aac", "mp3"}
@@ -68,6 +69,9 @@ class ProcessedVideo:
     frames: int  # frames written (the input's)
     tracks: list[Track]
     poster_jpeg: bytes  # a frame of the output (annotated)
+    # CPU seconds of each stage ("decode", "detect", "track", "draw", "encode"), in its own thread
+    # (codecs' own threads not counted): where the time goes, for `make bench-video`.
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     def faces_json(self) -> dict:
         return {
@@ -191,6 +195,15 @@ class _Job:
         self.frames_decoded = 0
         self.poster: bytes | None = None
         self.poster_frame = max(0, info.frames // 3)
+        self.cpu_seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        started = time.thread_time()
+        try:
+            yield
+        finally:
+            self.cpu_seconds[stage] += time.thread_time() - started
 
     # The calling thread: detection and tracking, progress and cancelling.
 
@@ -207,7 +220,8 @@ class _Job:
             ]
             for worker in workers:
                 worker.start()
-            started = last_poll = time.monotonic()
+            started = time.monotonic()
+            last_poll = started - STOP_POLL_SECONDS  # asked at the first frame, then every second
             try:
                 for _ in self._detect_and_track():
                     now = time.monotonic()
@@ -229,7 +243,11 @@ class _Job:
         if on_progress is not None:
             on_progress(self._progress(started))
         return ProcessedVideo(
-            info=self.info, frames=self.frames_written, tracks=self.tracker.tracks, poster_jpeg=self.poster or b""
+            info=self.info,
+            frames=self.frames_written,
+            tracks=self.tracker.tracks,
+            poster_jpeg=self.poster or b"",
+            cpu_seconds={stage: round(seconds, 3) for stage, seconds in self.cpu_seconds.items()},
         )
 
     def _progress(self, started: float) -> VideoProgress:
@@ -251,21 +269,28 @@ class _Job:
         while (item := self.decoded.get()) is not _END:
             frame: _Frame = item  # type: ignore[assignment]
             if frame.index % self.detect_every == 0:
-                self.tracker.detected(frame.index, self.find_faces(frame.bgr))
+                self._detect(frame)
                 last_detected = frame.index
             waiting.append(frame)
             while waiting and self.tracker.ready(waiting[0].index):
                 self._hand_on(waiting.popleft())
             yield
         if waiting and last_detected != waiting[-1].index:
-            self.tracker.detected(waiting[-1].index, self.find_faces(waiting[-1].bgr))
+            self._detect(waiting[-1])
         self.tracker.finish()
         while waiting:
             self._hand_on(waiting.popleft())
         self.tracked.put(_END)
 
+    def _detect(self, frame: _Frame) -> None:
+        with self._timed("detect"):
+            faces = self.find_faces(frame.bgr)
+        with self._timed("track"):
+            self.tracker.detected(frame.index, faces)
+
     def _hand_on(self, frame: _Frame) -> None:
-        frame.boxes = self.tracker.boxes(frame.index)
+        with self._timed("track"):
+            frame.boxes = self.tracker.boxes(frame.index)
         self.tracked.put(frame)
 
     # The worker threads.
@@ -297,7 +322,8 @@ class _Job:
                         self.audio.put(packet)
                     continue
                 try:
-                    frames = video.decode(packet)
+                    with self._timed("decode"):
+                        frames = video.decode(packet)
                     undecodable = 0
                 except av.error.InvalidDataError:
                     undecodable += 1  # a damaged packet: the decoder conceals what depends on it
@@ -316,14 +342,9 @@ class _Job:
                     seconds = float((pts - (video.start_time or 0)) * video.time_base)
                     if seconds > self.limits.max_seconds + 1:
                         raise VideoTooLarge(f"The video lasts over {self.limits.max_seconds:g} s, the limit.")
-                    self.decoded.put(
-                        _Frame(
-                            index=index,
-                            pts=pts,
-                            duration=frame.duration or 0,
-                            bgr=self._upright(frame, rotation),
-                        )
-                    )
+                    with self._timed("convert"):
+                        bgr = self._upright(frame, rotation)
+                    self.decoded.put(_Frame(index=index, pts=pts, duration=frame.duration or 0, bgr=bgr))
                     index += 1
                     self.frames_decoded = index
         except av.error.ExitError:
@@ -341,7 +362,7 @@ class _Job:
         # Stored sides: the displayed ones, before rotation, cropped to even.
         turned = rotation in (90, 270)
         width, height = (self.height, self.width) if turned else (self.width, self.height)
-        bgr = frame.to_ndarray(format="bgr24")
+        bgr = to_bgr(frame)
         if bgr.shape[0] != height or bgr.shape[1] != width:
             if frame.width == width + frame.width % 2 and frame.height == height + frame.height % 2:
                 bgr = bgr[:height, :width]
@@ -366,14 +387,17 @@ class _Job:
             audio = _AudioCopy(output, source_audio) if source_audio is not None else None
             while (item := self.tracked.get()) is not _END:
                 frame: _Frame = item  # type: ignore[assignment]
-                annotated = annotate(frame.bgr, [box.as_face() for box in frame.boxes or []], style=self.style)
-                if frame.index == self.poster_frame or self.poster is None:
-                    self.poster = encode_jpeg(annotated, quality=85)
-                encoded = av.VideoFrame.from_ndarray(annotated, format="bgr24")
+                with self._timed("draw"):
+                    annotated = annotate(frame.bgr, [box.as_face() for box in frame.boxes or []], style=self.style)
+                    if frame.index == self.poster_frame or self.poster is None:
+                        self.poster = encode_jpeg(annotated, quality=85)
+                    yuv = cv2.cvtColor(annotated, cv2.COLOR_BGR2YUV_I420)
+                encoded = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
                 encoded.pts, encoded.time_base = frame.pts, source_video.time_base
                 if frame.duration:
                     encoded.duration = frame.duration
-                output.mux(video.encode(encoded))
+                with self._timed("encode"):
+                    output.mux(video.encode(encoded))
                 self.frames_written += 1
                 if audio is not None:
                     audio.drain(self.audio, until_end=False, stopping=self.stopping)
@@ -382,22 +406,30 @@ class _Job:
                 audio.drain(self.audio, until_end=True, stopping=self.stopping)
 
 
+def to_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as BGR. Limited-range 4:2:0 (nearly every video) by OpenCV, twice as fast as FFmpeg's
+    swscale with the same BT.601 arithmetic, and its inverse (cv2.COLOR_BGR2YUV_I420) encodes it:
+    pixels no face touched come back within a level or two."""
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
+    return frame.to_ndarray(format="bgr24")
+
+
 class _AudioCopy:
     """The input's first audio stream into the output: its packets as they are where COPIED_AUDIO,
     else decoded and encoded to AAC."""
 
     def __init__(self, output: av.container.OutputContainer, source: av.audio.stream.AudioStream) -> None:
         self.output, self.source = output, source
-        self.copying = source.codec_context.name in COPIED_AUDIO
+        self.copying = source.codec_context.codec.canonical_name in COPIED_AUDIO  # "mp3", not its decoder "mp3float"
         if self.copying:
             self.stream = output.add_stream_from_template(source)
         else:
             self.stream = output.add_stream("aac", rate=source.codec_context.sample_rate or 48_000)
             self.stream.bit_rate = AAC_BIT_RATE
-            if source.codec_context.layout is not None and source.codec_context.layout.nb_channels <= 2:
-                self.stream.layout = source.codec_context.layout
-            else:
-                self.stream.layout = "stereo"
+            self.stream.format = "fltp"  # what FFmpeg's AAC encoder takes: PyAV converts to it
+            # A named layout: AAC refuses PCM's unnamed "2 channels"; more than two are mixed down.
+            self.stream.layout = "mono" if source.codec_context.channels == 1 else "stereo"
         self.ended = False
 
     def drain(self, packets: queue.Queue, *, until_end: bool, stopping: threading.Event) -> None:
