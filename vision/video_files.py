@@ -35,9 +35,9 @@ READ_TIMEOUT = 10.0
 # per second: without it a 16x16 video at 1000 fps (13 bytes a frame) costs 2 ms of CPU a frame, half
 # an hour for a 10 MB upload of 600 s.
 MAX_FPS = 240.0
-# Packets the probe reads for the first frame before giving up: a stream cut from a camera may start
-# some seconds before its first keyframe (10 s at 60 fps), not thousands.
-MAX_PACKETS_BEFORE_FIRST_FRAME = 1000
+# Packets (of every stream) the probe reads for the first frame before giving up: a stream cut from a
+# camera may start seconds before its first keyframe (10 s at 60 fps with sound is 1100), not thousands.
+MAX_PACKETS_BEFORE_FIRST_FRAME = 5000
 # H.264's 4:2:0 needs even sides: a 1-pixel side is cropped to nothing.
 MIN_SIDE = 2
 
@@ -217,10 +217,11 @@ def first_frame(
     # would have it read all of it (1.8 s of CPU a MB of 64x48 frames).
     packets = 0
     try:
-        for packet in container.demux(stream):
-            for frame in stream.decode(packet):
-                return frame
+        for packet in container.demux():  # every stream's packets counted: 1M tiny PCM ones were 3.4 s
             packets += 1
+            if packet.stream.index == stream.index:
+                for frame in stream.decode(packet):
+                    return frame
             if packets > MAX_PACKETS_BEFORE_FIRST_FRAME:
                 raise CorruptVideo(
                     f"No frame of the video decodes from its first {MAX_PACKETS_BEFORE_FIRST_FRAME} packets: "
