@@ -26,7 +26,7 @@ import av.container
 import cv2
 import numpy as np
 
-from vision.errors import CorruptVideo, VideoCancelled, VideoTooLarge
+from vision.errors import CorruptVideo, InvalidParameter, VideoCancelled, VideoTooLarge
 from vision.faces import Box, Face
 from vision.imaging import ANONYMISING_STYLES, annotate, anonymise_in_place, encode_jpeg
 from vision.tracking import FaceTracker, Track, TrackedBox
@@ -51,6 +51,9 @@ AAC_BIT_RATE = 160_000
 # Frames waiting between two threads: enough to keep each busy, few enough to bound memory
 # (a 1080p I420 frame is 3 MB; from 2 to 6 a 1080p job's peak RSS grew 20 MB).
 QUEUE_FRAMES = 4
+# The most frames apart the detector may run: the tracker holds (MISSED_ROUNDS + 1) rounds of
+# frames back (vision.tracking), 36 of them at 8, 108 MB at 1080p.
+MAX_DETECT_EVERY = 8
 # How often should_stop is asked, in seconds.
 STOP_POLL_SECONDS = 1.0
 # Undecodable packets in a row past which the video is given up as corrupt.
@@ -155,6 +158,8 @@ def process_video(
     about once a second, from the calling thread; it returning True raises VideoCancelled. Raises
     the DetectionError of what is wrong with the file; on any failure `destination` is removed.
     """
+    if not 1 <= detect_every <= MAX_DETECT_EVERY:
+        raise InvalidParameter(f"detect_every must be a whole number from 1 to {MAX_DETECT_EVERY}.")
     try:
         info = probe_video(source, limits=limits)
         return _Job(
@@ -187,7 +192,7 @@ class _Job:
     ) -> None:
         self.source, self.destination, self.info = source, destination, info
         self.find_faces, self.style, self.limits, self.threads = find_faces, style, limits, threads
-        self.detect_every = max(1, detect_every)
+        self.detect_every = detect_every
         # Even sides for 4:2:0.
         self.width, self.height = info.width - info.width % 2, info.height - info.height % 2
         self.tracker = FaceTracker(width=self.width, height=self.height, detect_every=self.detect_every)
