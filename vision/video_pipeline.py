@@ -52,8 +52,8 @@ AAC_BIT_RATE = 160_000
 # (a 1080p I420 frame is 3 MB; from 2 to 6 a 1080p job's peak RSS grew 20 MB).
 QUEUE_FRAMES = 4
 # The most frames apart the detector may run: the tracker holds (MISSED_ROUNDS + 1) rounds of
-# frames back (vision.tracking), 36 of them at 8, 108 MB at 1080p.
-MAX_DETECT_EVERY = 8
+# frames back (vision.tracking): 44 of them at 10, 132 MB at 1080p.
+MAX_DETECT_EVERY = 10
 # How often should_stop is asked, in seconds.
 STOP_POLL_SECONDS = 1.0
 # Undecodable packets in a row past which the video is given up as corrupt.
