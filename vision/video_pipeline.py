@@ -26,9 +26,9 @@ import av.container
 import cv2
 import numpy as np
 
-from vision.errors import CorruptVideo, VideoCancelled, VideoTooLarge
+from vision.errors import CorruptVideo, InvalidParameter, VideoCancelled, VideoTooLarge
 from vision.faces import Box, Face
-from vision.imaging import annotate, encode_jpeg
+from vision.imaging import ANONYMISING_STYLES, annotate, anonymise_in_place, encode_jpeg
 from vision.tracking import FaceTracker, Track, TrackedBox
 from vision.video_files import (
     VideoInfo,
@@ -39,16 +39,21 @@ from vision.video_files import (
     probe_video,
 )
 
-# x264's speed preset and quality: `make bench-video` measured the presets (README); crf 23 is
-# x264's default, visually close to the input for the frame sizes phones record.
+# x264's speed preset and quality. CPU per 1080p frame on one thread, bits at crf 23, PSNR of Y, on
+# a pan over a dev photo: ultrafast 18 ms, 4.2 Mbit/s, 41.9 dB; superfast 26 ms, 4.4 Mbit/s, 45.0 dB;
+# veryfast 34 to 46 ms, 2.7 Mbit/s, 42.9 dB. Encoding is most of a video's work: superfast is what
+# lets 1080p run in real time on two cores, at a better quality for 60% more bytes than veryfast.
 X264_PRESET = "superfast"
 X264_CRF = 23
 # Audio codecs an MP4 holds that every browser plays: copied as they are; any other is made AAC.
 COPIED_AUDIO = {"aac", "mp3"}
 AAC_BIT_RATE = 160_000
 # Frames waiting between two threads: enough to keep each busy, few enough to bound memory
-# (a 1080p BGR frame is 6 MB).
+# (a 1080p I420 frame is 3 MB; from 2 to 6 a 1080p job's peak RSS grew 20 MB).
 QUEUE_FRAMES = 4
+# The most frames apart the detector may run: the tracker holds (MISSED_ROUNDS + 1) rounds of
+# frames back (vision.tracking): 44 of them at 10, 132 MB at 1080p.
+MAX_DETECT_EVERY = 10
 # How often should_stop is asked, in seconds.
 STOP_POLL_SECONDS = 1.0
 # Undecodable packets in a row past which the video is given up as corrupt.
@@ -56,8 +61,6 @@ MAX_UNDECODABLE_PACKETS = 50
 # A file declaring this many frames more than decode is truncated (a few lost at the end are not).
 MISSING_FRAMES_TOLERANCE = 0.02
 ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
-# Styles drawn on the I420 planes directly (see planes()); others on a BGR copy.
-PLANAR_STYLES = {"blur", "pixelate"}
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ def process_video(
     about once a second, from the calling thread; it returning True raises VideoCancelled. Raises
     the DetectionError of what is wrong with the file; on any failure `destination` is removed.
     """
+    if not 1 <= detect_every <= MAX_DETECT_EVERY:
+        raise InvalidParameter(f"detect_every must be a whole number from 1 to {MAX_DETECT_EVERY}.")
     try:
         info = probe_video(source, limits=limits)
         return _Job(
@@ -187,7 +192,7 @@ class _Job:
     ) -> None:
         self.source, self.destination, self.info = source, destination, info
         self.find_faces, self.style, self.limits, self.threads = find_faces, style, limits, threads
-        self.detect_every = max(1, detect_every)
+        self.detect_every = detect_every
         # Even sides for 4:2:0.
         self.width, self.height = info.width - info.width % 2, info.height - info.height % 2
         self.tracker = FaceTracker(width=self.width, height=self.height, detect_every=self.detect_every)
@@ -432,7 +437,7 @@ def annotate_i420(yuv: np.ndarray, faces: list[Face], *, style: str) -> np.ndarr
     each plane (faces halved on U and V) as on BGR, without the two conversions (~10 ms at 1080p)."""
     if not faces:
         return yuv
-    if style not in PLANAR_STYLES:
+    if style not in ANONYMISING_STYLES:  # boxes, labels and dots are drawn in colour, on BGR
         bgr = annotate(cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420), faces, style=style)
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
     halved = [
@@ -443,8 +448,12 @@ def annotate_i420(yuv: np.ndarray, faces: list[Face], *, style: str) -> np.ndarr
         )
         for face in faces
     ]
-    luma, u, v = planes(yuv)
-    return i420(annotate(luma, faces, style=style), annotate(u, halved, style=style), annotate(v, halved, style=style))
+    anonymised = yuv.copy()
+    luma, u, v = planes(anonymised)
+    anonymise_in_place(luma, faces, style=style)
+    anonymise_in_place(u, halved, style=style)
+    anonymise_in_place(v, halved, style=style)
+    return anonymised
 
 
 class _AudioCopy:
