@@ -199,6 +199,18 @@ export async function catchUpVideos(fetchJSON) {
   page.results.forEach(showVideo);
   const listed = new Set(page.results.map((video) => video.id));
   for (const { video } of cards.values()) {
-    if (STAGE[video.status] < 2 && !listed.has(video.id)) fetchJSON(video.detail_url).then(showVideo).catch(() => {});
+    if (STAGE[video.status] < 2 && !listed.has(video.id)) refresh(video).catch(() => {});
   }
+}
+
+async function refresh(video) {
+  const response = await fetch(video.detail_url, { headers: { Accept: "application/json" } });
+  if (response.ok) showVideo(await response.json());
+  else if (response.status === 404) forget(video.id); // deleted (DELETE /video/<id>) while we were away
+}
+
+function forget(id) {
+  cards.get(id)?.item.remove();
+  cards.delete(id);
+  empty.hidden = cards.size > 0;
 }
