@@ -6,6 +6,7 @@ import io
 import json
 import re
 from pathlib import Path
+from urllib.parse import urljoin
 
 import av
 import cv2
@@ -159,7 +160,7 @@ def test_a_video_uploads_shows_its_progress_and_plays_on_every_page(
         card_of(uploader, video_id).locator("a.video-download").click()
     assert download.value.suggested_filename == "couple-faces-blurred.mp4"
     saved = Path(download.value.path()).read_bytes()
-    assert saved == http.get(video["url"], timeout=10).content
+    assert saved == http.get(urljoin(server.base_url, video["url"]), timeout=10).content
     with av.open(io.BytesIO(saved)) as container:
         stream = container.streams.video[0]
         assert (stream.codec_context.name, stream.width, stream.height) == ("h264", *CLIP_SIZE)

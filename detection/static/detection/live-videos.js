@@ -145,7 +145,7 @@ function render(entry) {
 // only ever moves forward, pending -> running -> done or failed, its frames done never going down.
 function isNewer(video, old) {
   if (STAGE[video.status] !== STAGE[old.status]) return STAGE[video.status] > STAGE[old.status];
-  return video.status === "running" && video.frames_done > old.frames_done;
+  return video.status === "running" && video.frames_done >= old.frames_done; // the speed may be newer
 }
 
 function place(item, video) {
