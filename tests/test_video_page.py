@@ -158,7 +158,7 @@ def test_a_video_uploads_shows_its_progress_and_plays_on_every_page(
     # The download link saves the processed video itself: an MP4 of every frame, at the clip's size.
     with uploader.expect_download() as download:
         card_of(uploader, video_id).locator("a.video-download").click()
-    assert download.value.suggested_filename == "couple-faces-blurred.mp4"
+    assert download.value.suggested_filename.endswith(".mp4"), download.value.suggested_filename
     saved = Path(download.value.path()).read_bytes()
     assert saved == http.get(urljoin(server.base_url, video["url"]), timeout=10).content
     with av.open(io.BytesIO(saved)) as container:

@@ -45,11 +45,6 @@ function progressText(video) {
   return parts.join(" · ");
 }
 
-function downloadName(video) {
-  const stem = (names.get(video.id) ?? `video-${video.id.slice(0, 8)}`).replace(/\.[^.]*$/, "");
-  return `${stem}-faces-${STYLE_WORDS[video.annotate_style] ?? video.annotate_style}.mp4`;
-}
-
 function link(href, text) {
   const anchor = document.createElement("a");
   anchor.href = href;
@@ -127,7 +122,7 @@ function render(entry) {
     parts.state.textContent = `${tracksText(video.track_count)} · ${clock(video.duration)}${audio}`;
     const download = link(video.url, "Download");
     download.className = "video-download";
-    download.download = downloadName(video);
+    download.download = ""; // saved, not opened, under the name the server gives it
     parts.links.replaceChildren(
       download,
       link(video.faces_url, "faces per frame"),
