@@ -136,6 +136,7 @@ def test_a_video_uploads_shows_its_progress_and_plays_on_every_page(
         assert {int(match[2]) for match in shown if match} == {CLIP_FRAMES}
         values = [state["value"] for state in running]
         assert values == sorted(values), values  # never backwards
+        assert len(set(values)) >= 2, values  # it moved: the first message says 0 frames, a later one more
         assert all(0 <= value <= 1 for value in values), values
         assert states[-1]["status"] == "done"
     # The uploader's page drew every progress message it received (a catch-up may add more states).
