@@ -5,6 +5,7 @@ bar moves with the live feed's "video.progress" messages, and the result plays i
 import io
 import json
 import re
+import time
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -78,6 +79,17 @@ def live_messages(page: Page) -> list[dict]:
 
 def card_of(page: Page, video_id: str):
     return page.locator(f'{VIDEO_CARDS}[data-id="{video_id}"]')
+
+
+def finished(http: requests.Session, server: Server, video_id: str) -> dict:
+    """The video's JSON once it is done or failed."""
+    deadline = time.monotonic() + UPLOAD_MS / 1000
+    while time.monotonic() < deadline:
+        video = http.get(f"{server.base_url}/video/{video_id}", timeout=10).json()
+        if video["status"] in ("done", "failed"):
+            return video
+        time.sleep(0.2)
+    pytest.fail(f"video {video_id} still {video['status']} after {UPLOAD_MS / 1000:.0f} s", pytrace=False)
 
 
 def expect_playing(page: Page, card_selector: str, video: dict) -> None:
@@ -174,20 +186,28 @@ def test_a_page_opened_later_catches_up_and_fits_a_phone(
     open_page: OpenPage, server: Server, http: requests.Session, faces_video: Path
 ) -> None:
     with faces_video.open("rb") as file:
-        answer = http.post(server.base_url + "/video", files={"video": (faces_video.name, file)}, timeout=30)
+        answer = http.post(
+            server.base_url + "/video",
+            files={"video": (faces_video.name, file)},
+            data={"annotate": "pixelate"},
+            timeout=30,
+        )
     assert answer.status_code == 202, answer.text
-    video_id = answer.json()["id"]
+    video = finished(http, server, answer.json()["id"])
+    assert video["status"] == "done", video
 
-    page = open_page(server.base_url + "/", viewport=PHONE, is_mobile=True, has_touch=True)
+    # Done before the page opened: no message will come for it, only GET /video can show it.
+    page = open_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    with page.expect_response(lambda response: "/video?" in response.url) as listed:
+        page.goto(server.base_url + "/")
     expect_live(page)
 
-    # Whatever state GET /video caught it in, the live feed (or the catch-up) takes it to the end.
-    card = card_of(page, video_id)
+    assert listed.value.ok
+    card = card_of(page, video["id"])
     expect(card).to_have_count(1)
-    expect(card).to_have_attribute("data-status", "done", timeout=UPLOAD_MS)
-    video = http.get(f"{server.base_url}/video/{video_id}", timeout=10).json()
-    expect(card.locator(".video-title")).to_contain_text("Video · 0:02 · 320\N{MULTIPLICATION SIGN}240")
-    expect_playing(page, f'{VIDEO_CARDS}[data-id="{video_id}"]', video)
+    expect(card).to_have_attribute("data-status", "done")
+    expect(card.locator(".video-title")).to_have_text("Video · 0:02 · 320\N{MULTIPLICATION SIGN}240")
+    expect_playing(page, f'{VIDEO_CARDS}[data-id="{video["id"]}"]', video)
     ids = [item.get_attribute("data-id") for item in page.locator(VIDEO_CARDS).all()]
     assert len(ids) == len(set(ids)), ids
     # Nothing wider than the screen: no sideways scrolling.
