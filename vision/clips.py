@@ -1,10 +1,15 @@
 """Video clips made from photos, for tests and benchmarks: a camera panning across a photo or
-looking at it, and a clip's frames decoded back (vision.video.write_h264 encodes them)."""
+looking at it, and a clip's frames decoded back (vision.video.write_h264 encodes them as a camera
+does, write_video as phones and other cameras do: any container, sound, rotation, frame timing)."""
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
 
 import av
+import av.audio.stream
+import av.container
 import cv2
 import numpy as np
 
@@ -40,3 +45,60 @@ def jpeg_frames(clip: bytes, *, quality: int = 80) -> list[bytes]:
     return [
         cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes() for frame in decoded_frames(clip)
     ]
+
+
+def write_video(
+    path: Path,
+    frames: Iterable[np.ndarray],
+    *,
+    fps: int = 25,
+    container: str = "mp4",
+    codec: str = "libx264",
+    audio: str | None = None,
+    audio_seconds: float = 0.0,
+    rotation: int = 0,
+    timestamps_ms: list[int] | None = None,
+    faststart: bool = False,
+) -> Path:
+    """A video file of BGR frames, as phones and cameras make them: `container` (FFmpeg's muxer name:
+    "mp4", "mov", "matroska", "webm", "avi"), `codec` (an FFmpeg encoder), with `audio_seconds` of a
+    440 Hz tone in the `audio` encoder ("aac", "pcm_s16le", "libopus", ...), turned `rotation` degrees
+    clockwise on playing (display matrix: a phone held upright records its frames sideways), frames
+    at `timestamps_ms` (a variable frame rate) rather than every 1/fps s, the index first (`faststart`)."""
+    options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), "w", format=container, options=options) as output:
+        video = None
+        sound = output.add_stream(audio, rate=48_000) if audio else None
+        if sound is not None:
+            sound.layout = "stereo"
+        for index, bgr in enumerate(frames):
+            if video is None:
+                video = output.add_stream(codec, rate=fps)
+                video.height, video.width = bgr.shape[:2]
+                video.pix_fmt = "yuv420p"
+                if codec == "libx264":
+                    video.options = {"preset": "ultrafast"}
+                if timestamps_ms is not None:
+                    video.codec_context.time_base = Fraction(1, 1000)
+                if rotation:
+                    video.set_display_rotation(-rotation)  # PyAV's angle is counterclockwise
+            frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+            if timestamps_ms is not None:
+                frame.pts, frame.time_base = timestamps_ms[index], Fraction(1, 1000)
+            output.mux(video.encode(frame))
+        if video is not None:
+            output.mux(video.encode(None))
+        if sound is not None:
+            _write_tone(output, sound, seconds=audio_seconds)
+    return path
+
+
+def _write_tone(output: av.container.OutputContainer, stream: av.audio.stream.AudioStream, *, seconds: float) -> None:
+    rate, chunk = 48_000, 1024
+    for start in range(0, round(seconds * rate), chunk):
+        wave = (0.2 * np.sin(2 * np.pi * 440 * (np.arange(chunk) + start) / rate)).astype(np.float32)
+        # Float samples: PyAV converts them to what the encoder takes.
+        frame = av.AudioFrame.from_ndarray(np.stack([wave, wave]), format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts = rate, start
+        output.mux(stream.encode(frame))
+    output.mux(stream.encode(None))

@@ -110,3 +110,36 @@ class VideoStalled(DetectionError):
     """A video or camera stream that stopped answering: nothing within the open or read timeout."""
 
     code = "video_stalled"
+
+
+class VideoMissing(DetectionError):
+    code = "video_missing"
+
+
+class VideoEmpty(DetectionError):
+    code = "video_empty"
+
+
+class UnsupportedVideoFormat(DetectionError):
+    code = "unsupported_video_format"
+
+
+class CorruptVideo(DetectionError):
+    """A video in a known container that cannot be read through: truncated, undecodable, no frames."""
+
+    code = "corrupt_video"
+
+
+class VideoTooLarge(DetectionError):
+    """Over a limit in bytes, duration or resolution; the message names the limit."""
+
+    code = "video_too_large"
+
+
+class VideoCancelled(DetectionError):
+    """Internal: the video's job was cancelled (or the video deleted) while it ran; never an HTTP answer."""
+
+    code = "video_cancelled"
+
+    def __init__(self, message: str = "The video's processing was cancelled.") -> None:
+        super().__init__(message)

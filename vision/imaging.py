@@ -288,14 +288,27 @@ def draw_faces(bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
     return annotated
 
 
+# Blurring works on a copy of the face this many times smaller, then enlarged back: the same look as
+# blurring it whole (a mean difference under one level in 255) for 1/50th of the time. A 125-px
+# kernel over a 1080p video's face took 55 ms, so a frame with a few faces cost more than encoding it.
+BLUR_SHRINK = 4
+
+
 def blur_faces(bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
     """A copy with each face blurred beyond recognition."""
     anonymised = bgr.copy()
     for face in faces:
         region = _face_region(anonymised, face)
+        height, width = region.shape[:2]
         # A kernel about half the face wide leaves no feature to recognise.
-        kernel = max(3, (min(region.shape[:2]) // 2) | 1)
-        region[:] = cv2.GaussianBlur(region, (kernel, kernel), 0)
+        kernel = max(3, (min(height, width) // 2) | 1)
+        shrink = BLUR_SHRINK if min(height, width) >= 8 * BLUR_SHRINK else 1
+        if shrink == 1:
+            region[:] = cv2.GaussianBlur(region, (kernel, kernel), 0)
+            continue
+        small = cv2.resize(region, (max(1, width // shrink), max(1, height // shrink)), interpolation=cv2.INTER_AREA)
+        small = cv2.GaussianBlur(small, (max(3, (kernel // shrink) | 1),) * 2, 0)
+        region[:] = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
     return anonymised
 
 

@@ -1,0 +1,465 @@
+"""The work of one video: every frame decoded, its faces found (every Nth frame) and followed
+(vision.tracking), boxed or anonymised (vision.imaging), and encoded again as an H.264 MP4 that
+plays in every browser, with the audio kept. Pure video work: no Django, no storage.
+
+Three threads, each on what releases the GIL most of its time: decoding (FFmpeg), detection and
+tracking (onnxruntime), drawing and encoding (OpenCV, x264), joined by short queues, so memory is
+bounded whatever the video's length: the queues, the tracker's lookahead and the codecs' own buffers.
+"""
+
+import queue
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.audio.stream
+import av.container
+import cv2
+import numpy as np
+
+from vision.errors import CorruptVideo, VideoCancelled, VideoTooLarge
+from vision.faces import Face
+from vision.imaging import annotate, encode_jpeg
+from vision.tracking import FaceTracker, Track, TrackedBox
+from vision.video_files import (
+    VideoInfo,
+    VideoLimits,
+    clockwise_rotation,
+    frame_rate,
+    open_video_file,
+    probe_video,
+)
+
+# x264's speed preset and quality: `make bench-video` measured the presets (README); crf 23 is
+# x264's default, visually close to the input for the frame sizes phones record.
+X264_PRESET = "superfast"
+X264_CRF = 23
+# Audio codecs an MP4 holds that every browser plays: copied as they are; any other is made AAC.
+COPIED_AUDIO = {"aac", "mp3"}
+AAC_BIT_RATE = 160_000
+# Frames waiting between two threads: enough to keep each busy, few enough to bound memory
+# (a 1080p BGR frame is 6 MB).
+QUEUE_FRAMES = 6
+# How often should_stop is asked, in seconds.
+STOP_POLL_SECONDS = 1.0
+# Undecodable packets in a row past which the video is given up as corrupt.
+MAX_UNDECODABLE_PACKETS = 50
+# A file declaring this many frames more than decode is truncated (a few lost at the end are not).
+MISSING_FRAMES_TOLERANCE = 0.02
+ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+@dataclass(frozen=True)
+class VideoProgress:
+    frames_done: int
+    frames_total: int
+    fps: float  # frames processed a second, so far
+    seconds_left: float | None  # None until a speed is known
+
+
+@dataclass(frozen=True)
+class ProcessedVideo:
+    info: VideoInfo  # of the input
+    frames: int  # frames written (the input's)
+    tracks: list[Track]
+    poster_jpeg: bytes  # a frame of the output (annotated)
+    # CPU seconds of each stage ("decode", "detect", "track", "draw", "encode"), in its own thread
+    # (codecs' own threads not counted): where the time goes, for `make bench-video`.
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+
+    def faces_json(self) -> dict:
+        return {
+            "fps": self.info.fps,
+            "frames": self.frames,
+            "width": self.info.width,
+            "height": self.info.height,
+            "tracks": [track.as_json() for track in self.tracks],
+        }
+
+
+@dataclass
+class _Frame:
+    index: int
+    pts: int
+    duration: int
+    bgr: np.ndarray
+    boxes: list[TrackedBox] | None = None
+
+
+_END = object()  # the last item through a queue
+
+
+class _Stopped(Exception):
+    """Another thread failed or the job was cancelled: this one ends quietly."""
+
+
+class _Pipe:
+    """A bounded queue whose waits give up when the pipeline is stopping."""
+
+    def __init__(self, stopping: threading.Event, size: int = QUEUE_FRAMES) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=size)
+        self.stopping = stopping
+
+    def put(self, item: object) -> None:
+        while True:
+            if self.stopping.is_set():
+                raise _Stopped
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def get(self) -> object:
+        while True:
+            if self.stopping.is_set():
+                raise _Stopped
+            try:
+                return self.queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+
+def process_video(
+    source: Path,
+    destination: Path,
+    *,
+    find_faces: Callable[[np.ndarray], list[Face]],
+    style: str,
+    detect_every: int,
+    limits: VideoLimits,
+    on_progress: Callable[[VideoProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    threads: int = 0,
+) -> ProcessedVideo:
+    """Writes `destination` (.mp4): the video with its faces boxed, blurred or pixelated (`style`) in
+    every frame, H.264 yuv420p with the index first (fast start), the same frames with the same
+    timestamps (so the same fps and duration, a variable frame rate kept), turned upright (a phone's
+    rotation applied to the pixels), the audio copied where an MP4 holds its codec for every browser,
+    else re-encoded to AAC. An odd width or height loses its last column or row (H.264's 4:2:0 needs
+    even sides).
+
+    `find_faces` runs on every `detect_every`-th frame (and the last), upright BGR; tracking covers
+    the frames between. `on_progress` is called after every frame (callers throttle), `should_stop`
+    about once a second, from the calling thread; it returning True raises VideoCancelled. Raises
+    the DetectionError of what is wrong with the file; on any failure `destination` is removed.
+    """
+    try:
+        info = probe_video(source, limits=limits)
+        return _Job(
+            source,
+            destination,
+            info=info,
+            find_faces=find_faces,
+            style=style,
+            detect_every=detect_every,
+            limits=limits,
+            threads=threads,
+        ).run(on_progress=on_progress, should_stop=should_stop)
+    except BaseException:
+        destination.unlink(missing_ok=True)
+        raise
+
+
+class _Job:
+    def __init__(
+        self,
+        source: Path,
+        destination: Path,
+        *,
+        info: VideoInfo,
+        find_faces: Callable[[np.ndarray], list[Face]],
+        style: str,
+        detect_every: int,
+        limits: VideoLimits,
+        threads: int,
+    ) -> None:
+        self.source, self.destination, self.info = source, destination, info
+        self.find_faces, self.style, self.limits, self.threads = find_faces, style, limits, threads
+        self.detect_every = max(1, detect_every)
+        # Even sides for 4:2:0.
+        self.width, self.height = info.width - info.width % 2, info.height - info.height % 2
+        self.tracker = FaceTracker(width=self.width, height=self.height, detect_every=self.detect_every)
+        self.stopping = threading.Event()
+        self.decoded = _Pipe(self.stopping)
+        self.tracked = _Pipe(self.stopping)
+        self.audio: queue.Queue = queue.Queue()  # packets, few: the decoder runs only QUEUE_FRAMES ahead
+        self.errors: list[BaseException] = []
+        self.frames_written = 0
+        self.frames_decoded = 0
+        self.poster: bytes | None = None
+        self.poster_frame = max(0, info.frames // 3)
+        self.cpu_seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        started = time.thread_time()
+        try:
+            yield
+        finally:
+            self.cpu_seconds[stage] += time.thread_time() - started
+
+    # The calling thread: detection and tracking, progress and cancelling.
+
+    def run(
+        self,
+        *,
+        on_progress: Callable[[VideoProgress], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> ProcessedVideo:
+        with open_video_file(self.source) as container:
+            workers = [
+                threading.Thread(target=self._guarded, args=(self._decode, container), name="video-decode"),
+                threading.Thread(target=self._guarded, args=(self._encode, container), name="video-encode"),
+            ]
+            for worker in workers:
+                worker.start()
+            started = time.monotonic()
+            last_poll = started - STOP_POLL_SECONDS  # asked at the first frame, then every second
+            try:
+                for _ in self._detect_and_track():
+                    now = time.monotonic()
+                    if should_stop is not None and now - last_poll >= STOP_POLL_SECONDS:
+                        last_poll = now
+                        if should_stop():
+                            raise VideoCancelled()
+                    if on_progress is not None:
+                        on_progress(self._progress(started))
+            except _Stopped:
+                pass
+            except BaseException as error:
+                self.errors.insert(0, error)
+                self.stopping.set()
+            for worker in workers:
+                worker.join()
+        if self.errors:
+            raise self.errors[0]
+        if on_progress is not None:
+            on_progress(self._progress(started))
+        return ProcessedVideo(
+            info=self.info,
+            frames=self.frames_written,
+            tracks=self.tracker.tracks,
+            poster_jpeg=self.poster or b"",
+            cpu_seconds={stage: round(seconds, 3) for stage, seconds in self.cpu_seconds.items()},
+        )
+
+    def _progress(self, started: float) -> VideoProgress:
+        done, elapsed = self.frames_written, time.monotonic() - started
+        total = max(self.info.frames, self.frames_decoded)
+        fps = done / elapsed if elapsed > 0 else 0.0
+        return VideoProgress(
+            frames_done=done,
+            frames_total=total,
+            fps=round(fps, 2),
+            seconds_left=round((total - done) / fps, 1) if fps > 0 and done else None,
+        )
+
+    def _detect_and_track(self) -> Iterator[None]:
+        """Detects every Nth frame and the last, and hands each frame on with its boxes once the
+        tracker has seen far enough past it; yields after each frame decoded."""
+        waiting: deque[_Frame] = deque()
+        last_detected = -1
+        while (item := self.decoded.get()) is not _END:
+            frame: _Frame = item  # type: ignore[assignment]
+            if frame.index % self.detect_every == 0:
+                self._detect(frame)
+                last_detected = frame.index
+            waiting.append(frame)
+            while waiting and self.tracker.ready(waiting[0].index):
+                self._hand_on(waiting.popleft())
+            yield
+        if waiting and last_detected != waiting[-1].index:
+            self._detect(waiting[-1])
+        self.tracker.finish()
+        while waiting:
+            self._hand_on(waiting.popleft())
+        self.tracked.put(_END)
+
+    def _detect(self, frame: _Frame) -> None:
+        with self._timed("detect"):
+            faces = self.find_faces(frame.bgr)
+        with self._timed("track"):
+            self.tracker.detected(frame.index, faces)
+
+    def _hand_on(self, frame: _Frame) -> None:
+        with self._timed("track"):
+            frame.boxes = self.tracker.boxes(frame.index)
+        self.tracked.put(frame)
+
+    # The worker threads.
+
+    def _guarded(self, work: Callable[[av.container.InputContainer], None], container: object) -> None:
+        try:
+            work(container)  # type: ignore[arg-type]
+        except _Stopped:
+            pass
+        except BaseException as error:
+            self.errors.append(error)
+            self.stopping.set()
+
+    def _decode(self, container: av.container.InputContainer) -> None:
+        """Video frames, upright BGR, into `decoded`; the first audio stream's packets into `audio`."""
+        video = container.streams.video[0]
+        video.codec_context.thread_type = "AUTO"
+        video.codec_context.thread_count = self.threads
+        streams = [video, *container.streams.audio[:1]]
+        rate = frame_rate(video) or Fraction(25)
+        rotation = None
+        undecodable = 0
+        index = 0
+        last_pts: int | None = None
+        try:
+            for packet in container.demux(streams):
+                if packet.stream.type == "audio":
+                    if packet.size:
+                        self.audio.put(packet)
+                    continue
+                try:
+                    with self._timed("decode"):
+                        frames = video.decode(packet)
+                    undecodable = 0
+                except av.error.InvalidDataError:
+                    undecodable += 1  # a damaged packet: the decoder conceals what depends on it
+                    if undecodable > MAX_UNDECODABLE_PACKETS:
+                        raise CorruptVideo("The video cannot be decoded: its packets are damaged.") from None
+                    continue
+                for frame in frames:
+                    if rotation is None:
+                        rotation = clockwise_rotation(frame)
+                    pts = frame.pts
+                    if pts is None:  # no timestamps (some AVIs): the frame rate's
+                        pts = round(index / rate / video.time_base)
+                    if last_pts is not None and pts <= last_pts:
+                        pts = last_pts + 1  # x264 needs strictly increasing timestamps
+                    last_pts = pts
+                    seconds = float((pts - (video.start_time or 0)) * video.time_base)
+                    if seconds > self.limits.max_seconds + 1:
+                        raise VideoTooLarge(f"The video lasts over {self.limits.max_seconds:g} s, the limit.")
+                    with self._timed("convert"):
+                        bgr = self._upright(frame, rotation)
+                    self.decoded.put(_Frame(index=index, pts=pts, duration=frame.duration or 0, bgr=bgr))
+                    index += 1
+                    self.frames_decoded = index
+        except av.error.ExitError:
+            raise CorruptVideo("Reading the video stalled.") from None
+        except av.FFmpegError as error:
+            raise CorruptVideo(f"The video cannot be decoded ({error.strerror}).") from None
+        if index == 0:
+            raise CorruptVideo("The video has no frames that can be decoded.")
+        if video.frames and index < video.frames * (1 - MISSING_FRAMES_TOLERANCE) - 1:
+            raise CorruptVideo(f"The video is truncated: {index} of its {video.frames} frames can be decoded.")
+        self.audio.put(_END)
+        self.decoded.put(_END)
+
+    def _upright(self, frame: av.VideoFrame, rotation: int) -> np.ndarray:
+        # Stored sides: the displayed ones, before rotation, cropped to even.
+        turned = rotation in (90, 270)
+        width, height = (self.height, self.width) if turned else (self.width, self.height)
+        bgr = to_bgr(frame)
+        if bgr.shape[0] != height or bgr.shape[1] != width:
+            if frame.width == width + frame.width % 2 and frame.height == height + frame.height % 2:
+                bgr = bgr[:height, :width]
+            else:  # the stream changed size midway: scaled to its first size
+                bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
+        if rotation:
+            bgr = cv2.rotate(bgr, ROTATIONS[rotation])
+        return np.ascontiguousarray(bgr)
+
+    def _encode(self, container: av.container.InputContainer) -> None:
+        """Frames from `tracked`, annotated, and the audio into the destination MP4."""
+        source_video = container.streams.video[0]
+        source_audio = container.streams.audio[0] if container.streams.audio else None
+        with av.open(str(self.destination), "w", format="mp4", options={"movflags": "+faststart"}) as output:
+            video = output.add_stream("libx264", rate=frame_rate(source_video) or Fraction(25))
+            video.width, video.height = self.width, self.height
+            video.pix_fmt = "yuv420p"
+            video.time_base = source_video.time_base
+            video.codec_context.time_base = source_video.time_base
+            video.codec_context.thread_count = self.threads
+            video.options = {"preset": X264_PRESET, "crf": str(X264_CRF)}
+            audio = _AudioCopy(output, source_audio) if source_audio is not None else None
+            while (item := self.tracked.get()) is not _END:
+                frame: _Frame = item  # type: ignore[assignment]
+                with self._timed("draw"):
+                    annotated = annotate(frame.bgr, [box.as_face() for box in frame.boxes or []], style=self.style)
+                    if frame.index == self.poster_frame or self.poster is None:
+                        self.poster = encode_jpeg(annotated, quality=85)
+                    yuv = cv2.cvtColor(annotated, cv2.COLOR_BGR2YUV_I420)
+                encoded = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+                encoded.pts, encoded.time_base = frame.pts, source_video.time_base
+                if frame.duration:
+                    encoded.duration = frame.duration
+                with self._timed("encode"):
+                    output.mux(video.encode(encoded))
+                self.frames_written += 1
+                if audio is not None:
+                    audio.drain(self.audio, until_end=False, stopping=self.stopping)
+            output.mux(video.encode(None))
+            if audio is not None:
+                audio.drain(self.audio, until_end=True, stopping=self.stopping)
+
+
+def to_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as BGR. Limited-range 4:2:0 (nearly every video) by OpenCV, twice as fast as FFmpeg's
+    swscale with the same BT.601 arithmetic, and its inverse (cv2.COLOR_BGR2YUV_I420) encodes it:
+    pixels no face touched come back within a level or two."""
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
+    return frame.to_ndarray(format="bgr24")
+
+
+class _AudioCopy:
+    """The input's first audio stream into the output: its packets as they are where COPIED_AUDIO,
+    else decoded and encoded to AAC."""
+
+    def __init__(self, output: av.container.OutputContainer, source: av.audio.stream.AudioStream) -> None:
+        self.output, self.source = output, source
+        self.copying = source.codec_context.codec.canonical_name in COPIED_AUDIO  # "mp3", not its decoder "mp3float"
+        if self.copying:
+            self.stream = output.add_stream_from_template(source)
+        else:
+            self.stream = output.add_stream("aac", rate=source.codec_context.sample_rate or 48_000)
+            self.stream.bit_rate = AAC_BIT_RATE
+            self.stream.format = "fltp"  # what FFmpeg's AAC encoder takes: PyAV converts to it
+            # A named layout: AAC refuses PCM's unnamed "2 channels"; more than two are mixed down.
+            self.stream.layout = "mono" if source.codec_context.channels == 1 else "stereo"
+        self.ended = False
+
+    def drain(self, packets: queue.Queue, *, until_end: bool, stopping: threading.Event) -> None:
+        while not self.ended:
+            if stopping.is_set():
+                raise _Stopped
+            try:
+                packet = packets.get(timeout=0.1) if until_end else packets.get_nowait()
+            except queue.Empty:
+                if until_end:
+                    continue
+                return
+            if packet is _END:
+                self.ended = True
+                if not self.copying:
+                    self.output.mux(self.stream.encode(None))
+                return
+            self._write(packet)
+
+    def _write(self, packet: av.Packet) -> None:
+        if self.copying:
+            if packet.dts is None:
+                return
+            packet.stream = self.stream
+            self.output.mux(packet)
+            return
+        try:
+            frames = self.source.decode(packet)
+        except av.error.InvalidDataError:
+            return  # a damaged audio packet: a moment of silence, not a failed video
+        for frame in frames:
+            frame.pts = None  # the encoder's own count of samples, from the start
+            self.output.mux(self.stream.encode(frame))
