@@ -6,11 +6,13 @@ import io
 import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin
 
 import av
 import cv2
+import numpy as np
 import pytest
 import requests
 from playwright.sync_api import Page, WebSocket, expect
@@ -20,8 +22,7 @@ from tests.cameras import FACES_PHOTO
 from tests.conftest import require_dev_set
 from tests.live_server import Server
 from tests.test_browser import PHONE, UPLOAD_MS, Console, OpenPage, expect_live, screenshot
-from vision.clips import pan_frames
-from vision.video import write_h264
+from vision.clips import pan_frames, write_video
 
 # test_browser's fixtures, shared rather than copied: Chromium, a server as `make run` starts it, and
 # pages that fail the test if they log an error.
@@ -55,14 +56,16 @@ RECORD_CARDS = """() => {
 }"""
 
 
+def faces_video_frames() -> Iterator[np.ndarray]:
+    """Two seconds of a camera panning over a dev photo of two people, 320x240."""
+    photo = cv2.imread(str(require_dev_set() / "images" / FACES_PHOTO))
+    return pan_frames(photo, width=CLIP_SIZE[0], height=CLIP_SIZE[1], frames=CLIP_FRAMES)
+
+
 @pytest.fixture(scope="module")
 def faces_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two seconds of a camera panning over a dev photo of two people, 320x240 H.264, as a phone's MP4."""
-    photo = cv2.imread(str(require_dev_set() / "images" / FACES_PHOTO))
-    path = tmp_path_factory.mktemp("videos") / "couple.mp4"
-    frames = pan_frames(photo, width=CLIP_SIZE[0], height=CLIP_SIZE[1], frames=CLIP_FRAMES)
-    write_h264(path, frames, fps=CLIP_FPS, keyframe_interval=CLIP_FPS)
-    return path
+    """The camera's clip as a phone's H.264 MP4."""
+    return write_video(tmp_path_factory.mktemp("videos") / "couple.mp4", faces_video_frames(), fps=CLIP_FPS)
 
 
 def live_messages(page: Page) -> list[dict]:
@@ -216,26 +219,38 @@ def test_a_page_opened_later_catches_up_and_fits_a_phone(
     screenshot(page, "video-phone", full_page=False)
 
 
-def test_a_file_that_is_not_a_video_shows_the_servers_reason(
-    open_page: OpenPage, console: Console, server: Server, http: requests.Session, tmp_path: Path
+def test_a_file_that_is_not_a_video_or_a_video_cut_short_says_why(
+    open_page: OpenPage, console: Console, server: Server, http: requests.Session, faces_video: Path, tmp_path: Path
 ) -> None:
     fake = tmp_path / "holiday.mp4"  # the browser calls it video/mp4 from its name; the server reads the bytes
     fake.write_text("Not a video, only words.\n" * 40)
     with fake.open("rb") as file:
         refusal = http.post(server.base_url + "/video", files={"video": (fake.name, file, "video/mp4")}, timeout=30)
     assert refusal.status_code == 415, refusal.text
-    reason = refusal.json()["error"]["message"]
+    # Its index first, so the server takes it (202) and finds the frames missing only while processing.
+    whole = write_video(tmp_path / "whole.mp4", faces_video_frames(), faststart=True).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
     # Chromium logs every 4xx answer to a request; the refusal is what this test asks for.
     console.tolerate(r"status of 415 \(Unsupported Media Type\) \(at http://[^ ]+/video\)")
     page = open_page(server.base_url + "/")
     expect_live(page)
     cards = page.locator(VIDEO_CARDS).count()
 
-    page.set_input_files("#image", fake)
+    page.set_input_files("#image", [fake, cut])
 
-    row = page.locator("#uploads li")
-    expect(row).to_have_class(re.compile(r"\bfailed\b"), timeout=UPLOAD_MS)
-    expect(row.locator(".upload-name")).to_have_text("holiday.mp4")
-    expect(row.locator(".upload-status")).to_have_text(reason)
-    expect(page.locator(VIDEO_CARDS)).to_have_count(cards)
+    refused = page.locator("#uploads li").filter(has_text="holiday.mp4")
+    expect(refused).to_have_class(re.compile(r"\bfailed\b"), timeout=UPLOAD_MS)
+    expect(refused.locator(".upload-status")).to_have_text(refusal.json()["error"]["message"])
+    failed = page.locator("#uploads li").filter(has_text="cut.mp4")
+    expect(failed).to_have_class(re.compile(r"\bfailed\b"), timeout=UPLOAD_MS)
+    expect(page.locator(VIDEO_CARDS)).to_have_count(cards + 1)  # a card for the one the server took
+    card = page.locator(VIDEO_CARDS).first
+    video = http.get(f"{server.base_url}/video/{card.get_attribute('data-id')}", timeout=10).json()
+    assert video["status"] == "failed", video
+    assert video["error"]["code"] == "corrupt_video", video
+    expect(card).to_have_attribute("data-status", "failed")
+    expect(card.locator(".video-state")).to_have_text(video["error"]["message"])
+    expect(card.locator("video")).to_have_count(0)
+    expect(failed.locator(".upload-status")).to_have_text(video["error"]["message"])
     screenshot(page, "video-refused", full_page=False)
