@@ -6,7 +6,7 @@ const empty = document.getElementById("videos-empty");
 
 export const VIDEO_MESSAGES = new Set(["video.progress", "video.done", "video.failed"]);
 // What the browser may not label video/* (an .mkv often comes with no type at all).
-const VIDEO_NAME = /\.(mp4|m4v|mov|qt|mkv|webm|avi|3gp|3g2|mts|m2ts|ts)$/i;
+const VIDEO_NAME = /\.(mp4|m4v|mov|mkv|webm|avi)$/i;
 const STAGE = { pending: 0, running: 1, done: 2, failed: 2 };
 const STYLE_WORDS = { box: "outlined", blur: "blurred", pixelate: "pixelated" };
 
