@@ -185,6 +185,10 @@ export function videoAccepted(video, name, status) {
   uploadRows.set(video.id, status);
   status.textContent = "uploaded, finding faces in every frame…";
   showVideo(video);
+  // The live feed may have told of it before this answer came: its card takes the name, the row its end.
+  const entry = cards.get(video.id);
+  entry.parts.title.textContent = titleText(entry.video);
+  tellUploadRow(entry.video);
 }
 
 // On load and after every reconnect: the newest videos as they are now (some may have moved on, or
