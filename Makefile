@@ -22,8 +22,9 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(VENV)/.runtime-installed
 	PYTHON=$(BIN)/python PORT=$(PORT) WORKERS=$(WORKERS) ./entrypoint.sh
 
-# Queue mode: a worker that runs the detections the server queues (TASKS_BACKEND=rq, REDIS_URL and
-# DATABASE_URL the same as the server's). Start as many as there are cores, here or on other machines.
+# Queue mode: a worker that runs the detections and videos the server queues, photos first
+# (TASKS_BACKEND=rq, REDIS_URL and DATABASE_URL the same as the server's). Start as many as there are
+# cores, here or on other machines.
 worker: $(VENV)/.runtime-installed
 	PYTHON=$(BIN)/python ./entrypoint.sh worker
 

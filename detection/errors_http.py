@@ -16,6 +16,7 @@ from rest_framework import exceptions
 
 from vision.errors import (
     CorruptImage,
+    CorruptVideo,
     DetectionError,
     ImageEmpty,
     ImageMissing,
@@ -28,6 +29,11 @@ from vision.errors import (
     RequestTimeout,
     ServerBusy,
     UnsupportedImageFormat,
+    UnsupportedVideoFormat,
+    VideoCancelled,
+    VideoEmpty,
+    VideoMissing,
+    VideoTooLarge,
     WorkerLost,
 )
 
@@ -45,6 +51,12 @@ STATUS_BY_ERROR: dict[type[DetectionError], int] = {
     QueueUnavailable: 503,
     WorkerLost: 503,  # only ever stored (queue mode), never a request's own answer
     ProcessingFailed: 500,
+    VideoMissing: 400,
+    VideoEmpty: 400,
+    CorruptVideo: 400,
+    VideoTooLarge: 413,
+    UnsupportedVideoFormat: 415,
+    VideoCancelled: 500,  # only ever internal (a job cancelled), never a request's answer
 }
 
 
@@ -84,9 +96,11 @@ def api_exception_handler(exc: Exception, context: dict) -> JsonResponse | None:
     if isinstance(exc, exceptions.ValidationError):
         return error_response(InvalidParameter.code, validation_message(exc.detail), status=400)
     if isinstance(exc, exceptions.UnsupportedMediaType):
+        video = context["request"].path.startswith("/video")
+        sent = "a video/*" if video else "an image/*"
         message = (
-            f"{exc.detail} Send the photo as multipart/form-data in the field 'image', "
-            "or as the raw body with an image/* Content-Type."
+            f"{exc.detail} Send the {'video' if video else 'photo'} as multipart/form-data in the field "
+            f"'{'video' if video else 'image'}', or as the raw body with {sent} Content-Type."
         )
         return error_response("unsupported_media_type", message, status=exc.status_code)
     if isinstance(exc, exceptions.NotAuthenticated):

@@ -15,16 +15,19 @@ from vision.detector import PROFILES
 from vision.imaging import ANNOTATORS
 
 # Rendered as paths; each client gets them made absolute with the base URL it used to reach us.
-URL_FIELDS = ("url", "original_url", "detail_url")
+URL_FIELDS = ("url", "original_url", "detail_url", "faces_url", "poster_url")
 
 
 def with_base_url(payload: dict, base_url: str) -> dict:
     # Paths get the client's base; URLs that are already absolute (media on S3) stay as they are, and
-    # messages without them (a camera's status) as they are.
-    return {
+    # messages without them (a camera's status) as they are. A video's messages carry it as "video".
+    absolute = {
         **payload,
         **{field: base_url + payload[field] for field in URL_FIELDS if (payload.get(field) or "").startswith("/")},
     }
+    if isinstance(payload.get("video"), dict):
+        absolute["video"] = with_base_url(payload["video"], base_url)
+    return absolute
 
 
 class BoxSerializer(serializers.Serializer):

@@ -1,5 +1,6 @@
 """Writes: turning an upload into a stored Detection."""
 
+import dataclasses
 import logging
 import os
 import time
@@ -214,16 +215,17 @@ def detection_delete_files(detection: Detection) -> None:
     """Remove a detection's images from media storage (the row is someone else's business)."""
     for field in (detection.original, detection.annotated):
         if field.name:
-            _delete_file(field.storage, field.name)
+            delete_stored_file(field.storage, field.name)
 
 
-def _delete_file(storage: Storage, name: str) -> None:
-    """Delete a stored file, and the folders under detections/ it leaves empty (its own, then its date's)."""
+def delete_stored_file(storage: Storage, name: str) -> None:
+    """Delete a stored file, and the folders under detections/ (or videos/) it leaves empty (its own,
+    then its date's)."""
     storage.delete(name)
     if not isinstance(storage, FileSystemStorage):
         return  # object stores have no folders
     folder = PurePosixPath(name).parent
-    while len(folder.parts) > 1 and not _may_receive_uploads(folder):  # never detections/ itself
+    while len(folder.parts) > 1 and not _may_receive_uploads(folder):  # never detections/ (videos/) itself
         try:
             os.rmdir(storage.path(str(folder)))
         except OSError:  # not empty (or already gone): nor are the folders above it
@@ -264,17 +266,21 @@ REPAIR_GRACE = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class MediaReport:
-    # Stored files no detection of this database points at. Another database sharing the media
-    # folder may own them: not proven orphans.
+    # Stored files no detection or video of this database points at. Another database sharing the
+    # media folder may own them: not proven orphans.
     orphan_files: list[str]
     missing_files: list[str]  # detections (ids) with a file gone
     unfinished: list[str]  # embedded mode: pending detections (ids), which only a crash leaves behind
+    missing_video_files: list[str] = dataclasses.field(default_factory=list)  # videos (ids) with a file gone
+    # Running videos (ids) whose progress has not moved for longer than the grace: their job died.
+    unfinished_videos: list[str] = dataclasses.field(default_factory=list)
 
 
 def media_check(*, min_age: timedelta = REPAIR_GRACE) -> MediaReport:
-    """Compare the files under detections/ with the rows that should own them, leaving out files
-    and pending rows younger than `min_age`."""
+    """Compare the files under detections/ and videos/ with the rows that should own them, leaving
+    out files and pending rows younger than `min_age`."""
     from detection.tasks import runs_in_request  # the tasks module imports this one
+    from videos.services import video_media_check  # videos build on detections, not the other way
 
     settled = timezone.now() - min_age
     referenced: set[str] = set()
@@ -284,26 +290,38 @@ def media_check(*, min_age: timedelta = REPAIR_GRACE) -> MediaReport:
         referenced.update(names)
         if not all(default_storage.exists(name) for name in names):
             missing.append(str(detection.id))
+    videos = video_media_check(min_age=min_age)
+    referenced |= videos.referenced
     orphans = [
         name
-        for name in _stored_names("detections")
+        for folder in ("detections", "videos")
+        for name in _stored_names(folder)
         if name not in referenced and default_storage.get_modified_time(name) < settled
     ]
     # With a queue, a pending detection waits for a worker; in embedded mode nothing will ever run it.
     pending = Detection.objects.filter(status=Detection.Status.PENDING, created_at__lt=settled)
     pending = pending.values_list("id", flat=True)
     unfinished = [str(detection_id) for detection_id in pending] if runs_in_request() else []
-    return MediaReport(orphan_files=sorted(orphans), missing_files=sorted(missing), unfinished=sorted(unfinished))
+    return MediaReport(
+        orphan_files=sorted(orphans),
+        missing_files=sorted(missing),
+        unfinished=sorted(unfinished),
+        missing_video_files=videos.missing_files,
+        unfinished_videos=videos.unfinished,
+    )
 
 
 def media_repair(report: MediaReport, *, delete_orphan_files: bool = False) -> None:
-    """Remove detections whose files are gone (they could never be shown) and unfinished ones (they
-    never will be); the files of the detections removed follow (signals). Orphan files only when
+    """Remove detections and videos whose files are gone (they could never be shown) and unfinished
+    ones (they never will be); the files of those removed follow (signals). Orphan files only when
     the caller says the media folder is this database's alone (`delete_orphan_files`)."""
+    from videos.models import Video
+
     if delete_orphan_files:
         for name in report.orphan_files:
-            _delete_file(default_storage, name)
+            delete_stored_file(default_storage, name)
     Detection.objects.filter(id__in=[*report.missing_files, *report.unfinished]).delete()
+    Video.objects.filter(id__in=[*report.missing_video_files, *report.unfinished_videos]).delete()
 
 
 def _stored_names(folder: str) -> Iterator[str]:

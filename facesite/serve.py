@@ -18,6 +18,7 @@ moment to go out, then stop; requests whose body is still arriving are not waite
 plain access log is off: the application and the transport log JSON lines.
 """
 
+import asyncio
 import gc
 import logging
 import logging.config
@@ -29,6 +30,7 @@ import sys
 import threading
 import time
 from collections import deque
+from functools import partial
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "facesite.settings")
 
@@ -45,7 +47,7 @@ from twisted.internet import reactor
 from facesite.env import env_int, env_str
 from facesite.rlimits import raise_open_file_limit
 from facesite.sqlite import hold_write_ahead_log
-from facesite.transport import BoundedWebSocketProtocol, TransportHTTPFactory, TransportRequest
+from facesite.transport import BoundedWebSocketProtocol, StreamedBody, TransportHTTPFactory, TransportRequest
 
 logger = logging.getLogger("facesite.serve")
 
@@ -71,13 +73,29 @@ class GracefulServer(Server):
         server_loop.loop = daphne_server.twisted_loop  # the loop Daphne's reactor runs
         self.write_ahead_log = hold_write_ahead_log(settings.DATABASES["default"])
         self.cameras = CamerasInServer() if settings.CAMERAS_IN_SERVER else None
+        self.videos = resume_videos()
         tune_garbage_collector()
         super().run()
 
     def create_application(self, protocol: object, scope: dict) -> object:
         if isinstance(protocol, BoundedWebSocketProtocol):
             scope = {**scope, "extensions": {**scope.get("extensions", {}), **protocol.scope_extensions()}}
-        return super().create_application(protocol, scope)
+        body = getattr(protocol, "streamed_body", None)
+        if body is None:
+            return super().create_application(protocol, scope)
+        # Daphne's Server.create_application, with a queue that reads the large body from its file.
+        assert "application_instance" not in self.connections[protocol]
+        input_queue = StreamedBody(body)
+        scope.setdefault("asgi", {"version": "3.0"})
+        application_instance = self.application(
+            scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol)
+        )
+        if protocol not in self.connections:
+            return None
+        self.connections[protocol]["application_instance"] = asyncio.ensure_future(
+            application_instance, loop=asyncio.get_event_loop()
+        )
+        return input_queue
 
     def listen_success(self, port) -> None:
         self.ports.append(port)
@@ -98,13 +116,17 @@ class GracefulServer(Server):
             port.stopListening()
         if self.cameras is not None:
             self.cameras.stopping.set()
+        if self.videos:
+            from videos.services import stopping  # the running video goes back to pending, to resume at the next start
+
+            stopping.set()
         logger.info("Stopping: no new connections; waiting for %d request(s) in flight", self.requests_in_flight())
         self.wait_for_requests()
 
     def wait_for_requests(self) -> None:
         waited = time.monotonic() - self.stopping_since
         watching = self.cameras is not None and self.cameras.is_alive()  # marking its cameras idle
-        if (self.requests_in_flight() or watching) and waited < GRACE_SECONDS:
+        if (self.requests_in_flight() or watching or videos_running()) and waited < GRACE_SECONDS:
             reactor.callLater(POLL_SECONDS, self.wait_for_requests)
             return
         # A moment for the last broadcasts to reach the websockets before they close.
@@ -126,6 +148,27 @@ class CamerasInServer(threading.Thread):
 
     def run(self) -> None:
         self.watcher.run(self.stopping)
+
+
+def resume_videos() -> bool:
+    """Embedded mode: this process runs the videos on a thread of its own. Those a crash cut short end
+    failed, and those pending start (videos.services.video_resume). False in queue mode (the workers')."""
+    from videos.services import video_resume
+    from videos.tasks import runs_in_server
+
+    if not runs_in_server():
+        return False
+    try:
+        video_resume()
+    except Exception:  # a database out of reach: the server serves all the same
+        logger.exception("resuming the videos left pending failed")
+    return True
+
+
+def videos_running() -> bool:
+    from videos.services import running_here
+
+    return running_here()
 
 
 # Allocations between the collector's young passes (Python's default: 700). See tune_garbage_collector.

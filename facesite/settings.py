@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "detection",
     "access",
     "live",
+    "videos",
     "axes",  # admin login: lockout after repeated wrong passwords
 ]
 
@@ -128,9 +129,23 @@ CHANNEL_LAYERS = channel_layers(
 # "rq" on workers (`make worker`) that take them from a queue in REDIS_URL, the upload answered 202.
 TASKS_BACKEND = env_str("TASKS_BACKEND", "immediate")
 TASKS = task_backends(TASKS_BACKEND, redis_url=REDIS_URL)
+
+# Videos (POST /video): the most bytes, seconds and pixels (width x height) one may have (413 past
+# them, checked before any work), and the defaults of their options. A video is processed by the
+# `process_video` task: in embedded mode on a background thread of the server, in queue mode by the
+# workers (queue "videos"), each allowed VIDEO_JOB_TIMEOUT seconds (default: 20 s per second of the
+# longest video allowed).
+MAX_VIDEO_BYTES = env_int("MAX_VIDEO_BYTES", 500 * 1024 * 1024, minimum=1)
+MAX_VIDEO_SECONDS = env_float("MAX_VIDEO_SECONDS", 600)
+MAX_VIDEO_PIXELS = env_int("MAX_VIDEO_PIXELS", 3840 * 2160, minimum=1)
+VIDEO_DETECT_EVERY = env_int("VIDEO_DETECT_EVERY", 3, minimum=1)
+VIDEO_PROFILE = env_choice("VIDEO_PROFILE", "fast", choices=PROFILES)
+VIDEO_MIN_CONFIDENCE = env_float("VIDEO_MIN_CONFIDENCE", 0.4)
+VIDEO_BODY_TIMEOUT = env_float("VIDEO_BODY_TIMEOUT", 1800)  # seconds a /video body may take to arrive
+VIDEO_JOB_TIMEOUT = env_int("VIDEO_JOB_TIMEOUT", max(3600, round(20 * MAX_VIDEO_SECONDS)), minimum=1)
 if TASKS_BACKEND == "rq":
     INSTALLED_APPS.append("django_rq")  # the queue's connection, its worker, and its page in the admin
-    RQ_QUEUES = rq_queues(REDIS_URL)
+    RQ_QUEUES = rq_queues(REDIS_URL, video_timeout=VIDEO_JOB_TIMEOUT)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -6,10 +6,14 @@ frame for the application without limit. Our subclasses of Twisted's and Daphne'
 - Connections per client address: past MAX_CONNECTIONS_PER_CLIENT (HTTP and websockets together,
   per process), a new connection is closed at once, before anything is read from it.
 - Deadlines: a request's headers must arrive within HTTP_HEADERS_TIMEOUT seconds of its first byte,
-  then its body within HTTP_BODY_TIMEOUT; else 408.
+  then its body within HTTP_BODY_TIMEOUT (a video's on /video: VIDEO_BODY_TIMEOUT); else 408.
 - Body size: a declared Content-Length over the limit gets 413 before any of the body is read; a
   chunked body gets 413 as soon as it passes the limit. Twisted keeps a large body in a temporary
   file and Daphne then queues all of it for the application: never more than one body's limit.
+- Large bodies (a video's hundreds of MB): Daphne would read the whole body from Twisted's file into
+  the application's queue at once, in memory (400 MiB uploaded: the process grew by 430 MB and kept
+  most of it). Past STREAMED_BODY_BYTES the application reads it from the file a chunk at a time
+  instead, as it asks for it (StreamedBody).
 - JSON errors: Twisted's own answer to framing it cannot read (an empty 400) and Daphne's HTML
   error pages carry the API's JSON error instead, and are logged like every request.
 - Websockets: what a client sends to a listen-only endpoint (/faces) is dropped where it arrives,
@@ -21,12 +25,16 @@ frame for the application without limit. Our subclasses of Twisted's and Daphne'
   the per-message hops between the application, Daphne and autobahn.
 """
 
+import asyncio
+import io
 import logging
+import os
 import struct
 import time
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import BinaryIO
 
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.ws_protocol import WebSocketProtocol
@@ -39,12 +47,24 @@ from detection.errors_http import error_json
 from facesite.addresses import HeldPerAddress
 from facesite.logs import log_request
 from facesite.proxies import trusted_forwarded_address
-from vision.errors import DetectionError, ImageTooLarge, MalformedRequest, ProcessingFailed, RequestTimeout
+from vision.errors import (
+    DetectionError,
+    ImageTooLarge,
+    MalformedRequest,
+    ProcessingFailed,
+    RequestTimeout,
+    VideoTooLarge,
+)
 
 logger = logging.getLogger("facesite.transport")
 
-# Room for the multipart boundaries and headers around an image of MAX_UPLOAD_BYTES.
+# Room for the multipart boundaries and headers around an image of MAX_UPLOAD_BYTES (a video of MAX_VIDEO_BYTES).
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# Requests to these paths carry a video: MAX_VIDEO_BYTES, not MAX_UPLOAD_BYTES.
+VIDEO_PATHS = (b"/video", b"/video/")
+# A body larger than this reaches the application from its file, a chunk at a time (StreamedBody).
+STREAMED_BODY_BYTES = 1024 * 1024
+STREAMED_CHUNK_BYTES = 64 * 1024
 # After answering early (413, 408, 400) we read and drop what the client still sends for this long
 # before closing: closing with unread bytes resets the connection, and the client could lose the answer.
 LINGER_SECONDS = 2.0
@@ -52,11 +72,22 @@ LINGER_SECONDS = 2.0
 BUDGET_WINDOW_SECONDS = 10.0
 
 
-def max_body_bytes() -> int:
-    return settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES
+def is_video_path(path: bytes | None) -> bool:
+    return bool(path) and path.split(b"?", 1)[0] in VIDEO_PATHS
 
 
-def body_too_large(size: int) -> ImageTooLarge:
+def max_body_bytes(path: bytes | None = None) -> int:
+    """The most a request's body may have: a photo's, or on /video a video's."""
+    limit = settings.MAX_VIDEO_BYTES if is_video_path(path) else settings.MAX_UPLOAD_BYTES
+    return limit + MULTIPART_OVERHEAD_BYTES
+
+
+def body_too_large(size: int, path: bytes | None = None) -> ImageTooLarge | VideoTooLarge:
+    if is_video_path(path):
+        return VideoTooLarge(
+            f"The request body is over {max_body_bytes(path)} bytes ({size} bytes declared or received); "
+            f"the video limit is {settings.MAX_VIDEO_BYTES} bytes (MAX_VIDEO_BYTES)."
+        )
     return ImageTooLarge(
         f"The request body is over {max_body_bytes()} bytes ({size} bytes declared or received); "
         f"the image limit is {settings.MAX_UPLOAD_BYTES} bytes."
@@ -130,12 +161,15 @@ class TransportChannel(HTTPChannel):
         )
 
     def allHeadersReceived(self) -> None:
-        if self.length is not None and self.length > max_body_bytes():
-            self.answer(body_too_large(self.length))  # before a byte of the body is read
+        path = getattr(self, "_path", None)
+        if self.length is not None and self.length > max_body_bytes(path):
+            self.answer(body_too_large(self.length, path))  # before a byte of the body is read
             return
         super().allHeadersReceived()
         if self.length != 0:
-            self.start_deadline(settings.HTTP_BODY_TIMEOUT, "body")
+            # A video's hundreds of MB take minutes on a phone's uplink: its body has a deadline of its own.
+            seconds = settings.VIDEO_BODY_TIMEOUT if is_video_path(path) else settings.HTTP_BODY_TIMEOUT
+            self.start_deadline(seconds, "body")
 
     def allContentReceived(self) -> None:
         if self.answered:  # a chunked body's end, parsed after it was refused
@@ -202,8 +236,9 @@ class TransportRequest(WebRequest):
         if self.channel.answered:
             return
         self.received_bytes += len(data)
-        if self.received_bytes > max_body_bytes():
-            self.channel.answer(body_too_large(self.received_bytes))  # a chunked body, as soon as it passes
+        path = getattr(self.channel, "_path", None)
+        if self.received_bytes > max_body_bytes(path):
+            self.channel.answer(body_too_large(self.received_bytes, path))  # a chunked body, as soon as it passes
             return
         super().handleContentChunk(data)
 
@@ -240,9 +275,47 @@ class TransportRequest(WebRequest):
             bytes_in=self.received_bytes,
         )
 
+    streamed_body: BinaryIO | None = None  # the body's file, when the application reads it from there
+
+    def process(self) -> None:
+        # Daphne's process() reads self.content whole into the application's queue: a large body is
+        # handed over as its file instead (facesite.serve.GracefulServer.create_application), and
+        # Daphne reads an empty one.
+        if self.content is not None and self.content.seek(0, os.SEEK_END) > STREAMED_BODY_BYTES:
+            self.streamed_body, self.content = self.content, io.BytesIO()
+        super().process()
+
     def in_application(self) -> bool:
         """The application has this request (its whole body came in); not one still arriving."""
         return self.application_queue is not None and not self.finished
+
+
+class StreamedBody(asyncio.Queue):
+    """The application's queue of a request with a large body: the body is read from its file a
+    chunk at a time as the application asks for it (Django copies it to a file of its own), so that
+    it never sits in memory whole. Daphne's own (empty) body message is dropped; the rest (a client's
+    disconnection) follows the body."""
+
+    def __init__(self, body: BinaryIO) -> None:
+        super().__init__()
+        body.seek(0)
+        self.body: BinaryIO | None = body
+
+    def put_nowait(self, message: dict) -> None:
+        if message["type"] == "http.request" and self.body is not None:
+            return
+        super().put_nowait(message)
+
+    async def get(self) -> dict:
+        if self.body is None:
+            return await super().get()
+        await asyncio.sleep(0)  # other connections get the event loop between chunks
+        chunk = self.body.read(STREAMED_CHUNK_BYTES)
+        more_body = len(chunk) == STREAMED_CHUNK_BYTES
+        if not more_body:
+            self.body.close()
+            self.body = None
+        return {"type": "http.request", "body": chunk, "more_body": more_body}
 
 
 class TransportHTTPFactory(HTTPFactory):

@@ -5,11 +5,14 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from detection import views
+from videos import views as video_views
 
 urlpatterns = [
     path("", views.IndexView.as_view(), name="index"),
     path("image", views.DetectionListCreateView.as_view(), name="detection-list"),
     path("image/<uuid:detection_id>", views.DetectionDetailView.as_view(), name="detection-detail"),
+    path("video", video_views.VideoListCreateView.as_view(), name="video-list"),
+    path("video/<uuid:video_id>", video_views.VideoDetailView.as_view(), name="video-detail"),
     path("media/<path:path>", views.MediaFileView.as_view(), name="media"),
     path("healthz", views.HealthzView.as_view(), name="healthz"),
     path("readyz", views.ReadyzView.as_view(), name="readyz"),

@@ -87,3 +87,34 @@ def test_a_chunked_upload_under_the_limit_still_works(server, astronaut_jpeg):
 
     assert status == 201, response
     assert len(json.loads(response)["faces"]) >= 1
+
+
+VIDEO_HEAD = "POST /video HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: video/mp4\r\n"
+
+
+def test_a_video_may_be_larger_than_a_photo_but_not_past_max_video_bytes(server):
+    with socket.create_connection((HOST, server.port)) as sock:
+        sock.sendall((VIDEO_HEAD + f"Content-Length: {500 * MIB + 64 * 1024 + 1}\r\n\r\n").encode())
+        status, _, body = read_response(sock, timeout=5)
+
+    assert status == 413
+    error = json.loads(body)["error"]
+    assert error["code"] == "video_too_large"
+    assert str(500 * MIB) in error["message"]
+
+
+def test_a_large_video_body_reaches_the_application_from_disk_not_memory(server):
+    # 120 MiB: six times the photo limit. Daphne alone would queue all of it in memory for Django.
+    size = 120 * MIB
+    block = bytes(range(256)) * 4096  # 1 MiB of a non-video
+    peak_before = memory_kib(server.process.pid, "VmHWM")
+    with socket.create_connection((HOST, server.port)) as sock:
+        sock.sendall((VIDEO_HEAD + f"Content-Length: {size}\r\n\r\n").encode())
+        for _ in range(size // len(block)):
+            sock.sendall(block)
+        status, _, body = read_response(sock, timeout=60)
+    peak_growth = (memory_kib(server.process.pid, "VmHWM") - peak_before) * 1024
+
+    assert status == 415, body  # read whole, judged from its bytes
+    assert json.loads(body)["error"]["code"] == "unsupported_video_format"
+    assert peak_growth < 32 * MIB, f"peak RSS grew by {peak_growth / MIB:.0f} MiB"

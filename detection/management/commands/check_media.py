@@ -8,8 +8,9 @@ from detection.services import REPAIR_GRACE, media_check, media_repair
 
 class Command(BaseCommand):
     help = (
-        "Report stored files without a detection, detections without their files and (embedded mode) "
-        "detections a crash left unfinished, leaving out what may be an upload in flight (--min-age). "
+        "Report stored files without a detection or video, detections and videos without their files, "
+        "detections a crash left unfinished (embedded mode) and running videos that stopped moving, "
+        "leaving out what may be an upload in flight (--min-age). "
         "--repair removes the detections; files without one only with --delete-orphan-files."
     )
 
@@ -41,6 +42,10 @@ class Command(BaseCommand):
             self.stdout.write(f"detection without its files: {detection_id}")
         for detection_id in report.unfinished:
             self.stdout.write(f"detection left unfinished: {detection_id}")
+        for video_id in report.missing_video_files:
+            self.stdout.write(f"video without its files: {video_id}")
+        for video_id in report.unfinished_videos:
+            self.stdout.write(f"video left unfinished: {video_id}")
         if repair:
             media_repair(report, delete_orphan_files=delete_orphan_files)
         files_verb = "removed" if delete_orphan_files else "found"
@@ -51,6 +56,11 @@ class Command(BaseCommand):
         )
         if report.unfinished:
             self.stdout.write(f"{len(report.unfinished)} unfinished detection(s) {rows_verb}.")
+        if report.missing_video_files or report.unfinished_videos:
+            self.stdout.write(
+                f"{len(report.missing_video_files)} video(s) without files and {len(report.unfinished_videos)} "
+                f"unfinished video(s) {rows_verb}."
+            )
         if repair and report.orphan_files and not delete_orphan_files:
             self.stdout.write(
                 "Orphan files kept: another database may store its images in this media folder. If none "
