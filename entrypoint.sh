@@ -30,6 +30,7 @@ echo "Face detection server on port $PORT:"
 echo "  page        http://localhost:$PORT/"
 echo "  API docs    http://localhost:$PORT/api/docs/"
 echo "  upload      curl -F image=@photo.jpg http://localhost:$PORT/image"
+echo "  video       curl -F video=@clip.mp4 -F annotate=blur http://localhost:$PORT/video"
 echo "  websocket   ws://localhost:$PORT/faces"
 export HOST PORT
 exec "$PYTHON" -m facesite.serve

@@ -96,9 +96,11 @@ def api_exception_handler(exc: Exception, context: dict) -> JsonResponse | None:
     if isinstance(exc, exceptions.ValidationError):
         return error_response(InvalidParameter.code, validation_message(exc.detail), status=400)
     if isinstance(exc, exceptions.UnsupportedMediaType):
+        video = context["request"].path.startswith("/video")
+        sent = "a video/*" if video else "an image/*"
         message = (
-            f"{exc.detail} Send the photo as multipart/form-data in the field 'image', "
-            "or as the raw body with an image/* Content-Type."
+            f"{exc.detail} Send the {'video' if video else 'photo'} as multipart/form-data in the field "
+            f"'{'video' if video else 'image'}', or as the raw body with {sent} Content-Type."
         )
         return error_response("unsupported_media_type", message, status=exc.status_code)
     if isinstance(exc, exceptions.NotAuthenticated):

@@ -2,11 +2,12 @@
 
 import logging
 import uuid
+from collections.abc import Iterator
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpRequest, HttpResponseBase
+from django.http import FileResponse, HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
 from django.views.generic import TemplateView
@@ -22,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from detection.errors_http import error_response
 from detection.health import readiness
 from detection.models import Detection
 from detection.parsers import ImageBodyParser, too_many_bytes
@@ -177,7 +179,8 @@ class IgnoreClientContentNegotiation(BaseContentNegotiation):
 
 
 class MediaFileView(APIView):
-    """Serves stored images (also with DEBUG off). Their paths are unique, so they never change."""
+    """Serves stored images and videos (also with DEBUG off), a byte range of them when asked. Their
+    paths are unique, so they never change."""
 
     content_negotiation_class = IgnoreClientContentNegotiation
 
@@ -196,11 +199,65 @@ class MediaFileView(APIView):
             image.close()
             return not_modified
         extension = path.rsplit(".", 1)[-1].lower()
-        response = FileResponse(image, content_type=MEDIA_TYPE_BY_EXTENSION.get(extension, "application/octet-stream"))
+        content_type = MEDIA_TYPE_BY_EXTENSION.get(extension, "application/octet-stream")
+        wanted = request.headers.get("Range") if request.headers.get("If-Range", etag) == etag else None
+        span = byte_range(wanted, size) if wanted else None
+        if span is None:
+            response = FileResponse(image, content_type=content_type)
+        elif span == UNSATISFIABLE:
+            image.close()
+            message = f"The range asked for starts past the end of the file ({size} bytes)."
+            response = error_response("range_not_satisfiable", message, status=416)
+            response["Content-Range"] = f"bytes */{size}"
+        else:
+            response = _partial_response(image, span, size=size, content_type=content_type)
+        response["Accept-Ranges"] = "bytes"
         response["ETag"] = etag
         response["Last-Modified"] = http_date(last_modified)
         response["Cache-Control"] = f"public, max-age={MEDIA_CACHE_SECONDS}, immutable"
         return response
+
+
+UNSATISFIABLE = (-1, -1)
+RANGE_CHUNK_BYTES = 256 * 1024
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The first and last byte of a single `Range: bytes=...` (RFC 9110 14.1.2) of a file of `size`
+    bytes; None for a header we do not serve (several ranges, another unit: the whole file then),
+    UNSATISFIABLE for a range wholly past the end. Browsers ask for ranges to play and seek in a
+    video (Safari plays none without them)."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first or last) or (first and not first.isdigit()) or (last and not last.isdigit()):
+        return None
+    if not first:  # the last N bytes
+        if int(last) == 0:
+            return UNSATISFIABLE
+        return max(0, size - int(last)), size - 1
+    start = int(first)
+    if start >= size:
+        return UNSATISFIABLE
+    return start, min(int(last), size - 1) if last else size - 1
+
+
+def _partial_response(file: object, span: tuple[int, int], *, size: int, content_type: str) -> StreamingHttpResponse:
+    start, end = span
+
+    def chunks() -> Iterator[bytes]:
+        with file:
+            file.seek(start)
+            left = end - start + 1
+            while left > 0 and (chunk := file.read(min(RANGE_CHUNK_BYTES, left))):
+                left -= len(chunk)
+                yield chunk
+
+    response = StreamingHttpResponse(chunks(), status=206, content_type=content_type)
+    response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Content-Length"] = str(end - start + 1)
+    return response
 
 
 class HealthzView(APIView):

@@ -141,6 +141,7 @@ MAX_VIDEO_PIXELS = env_int("MAX_VIDEO_PIXELS", 3840 * 2160, minimum=1)
 VIDEO_DETECT_EVERY = env_int("VIDEO_DETECT_EVERY", 3, minimum=1)
 VIDEO_PROFILE = env_choice("VIDEO_PROFILE", "fast", choices=PROFILES)
 VIDEO_MIN_CONFIDENCE = env_float("VIDEO_MIN_CONFIDENCE", 0.4)
+VIDEO_BODY_TIMEOUT = env_float("VIDEO_BODY_TIMEOUT", 1800)  # seconds a /video body may take to arrive
 VIDEO_JOB_TIMEOUT = env_int("VIDEO_JOB_TIMEOUT", max(3600, round(20 * MAX_VIDEO_SECONDS)), minimum=1)
 if TASKS_BACKEND == "rq":
     INSTALLED_APPS.append("django_rq")  # the queue's connection, its worker, and its page in the admin

@@ -6,7 +6,7 @@ frame for the application without limit. Our subclasses of Twisted's and Daphne'
 - Connections per client address: past MAX_CONNECTIONS_PER_CLIENT (HTTP and websockets together,
   per process), a new connection is closed at once, before anything is read from it.
 - Deadlines: a request's headers must arrive within HTTP_HEADERS_TIMEOUT seconds of its first byte,
-  then its body within HTTP_BODY_TIMEOUT; else 408.
+  then its body within HTTP_BODY_TIMEOUT (a video's on /video: VIDEO_BODY_TIMEOUT); else 408.
 - Body size: a declared Content-Length over the limit gets 413 before any of the body is read; a
   chunked body gets 413 as soon as it passes the limit. Twisted keeps a large body in a temporary
   file and Daphne then queues all of it for the application: never more than one body's limit.
@@ -167,7 +167,9 @@ class TransportChannel(HTTPChannel):
             return
         super().allHeadersReceived()
         if self.length != 0:
-            self.start_deadline(settings.HTTP_BODY_TIMEOUT, "body")
+            # A video's hundreds of MB take minutes on a phone's uplink: its body has a deadline of its own.
+            seconds = settings.VIDEO_BODY_TIMEOUT if is_video_path(path) else settings.HTTP_BODY_TIMEOUT
+            self.start_deadline(seconds, "body")
 
     def allContentReceived(self) -> None:
         if self.answered:  # a chunked body's end, parsed after it was refused

@@ -96,3 +96,29 @@ def test_an_unknown_video_is_404_in_json():
     for response in (client.get(f"/video/{uuid.uuid4()}"), client.delete(f"/video/{uuid.uuid4()}")):
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
+
+
+def test_media_is_served_in_byte_ranges_for_players_to_seek(clips):
+    client = APIClient()
+    clip = faces_clip(clips / "ranges.mp4", seconds=0.5)
+    content = clip.read_bytes()
+    url = upload(client, clip)["original_url"]
+    drain_videos()
+
+    whole = client.get(url)
+    head = client.get(url, HTTP_RANGE="bytes=0-99")
+    middle = client.get(url, HTTP_RANGE="bytes=100-")
+    tail = client.get(url, HTTP_RANGE="bytes=-10")
+    past = client.get(url, HTTP_RANGE=f"bytes={len(content)}-")
+    stale = client.get(url, HTTP_RANGE="bytes=0-99", HTTP_IF_RANGE='"another-version"')
+
+    assert (whole.status_code, whole["Accept-Ranges"]) == (200, "bytes")
+    assert (head.status_code, head["Content-Length"]) == (206, "100")
+    assert head["Content-Range"] == f"bytes 0-99/{len(content)}"
+    assert b"".join(head.streaming_content) == content[:100]
+    assert b"".join(middle.streaming_content) == content[100:]
+    assert b"".join(tail.streaming_content) == content[-10:]
+    assert (past.status_code, past["Content-Range"]) == (416, f"bytes */{len(content)}")
+    assert past.json()["error"]["code"] == "range_not_satisfiable"
+    assert stale.status_code == 200  # the file changed since: the whole of it
+    assert b"".join(stale.streaming_content) == content

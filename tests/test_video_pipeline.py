@@ -14,10 +14,10 @@ from tests.cameras import FACES_PHOTO
 from tests.conftest import require_dev_set
 from vision.clips import pan_frames, still_frames, write_video
 from vision.detector import detect_faces
-from vision.errors import CorruptVideo, VideoCancelled
+from vision.errors import CorruptVideo, InvalidParameter, VideoCancelled
 from vision.faces import Face
 from vision.video_files import VideoLimits
-from vision.video_pipeline import ProcessedVideo, VideoProgress, process_video
+from vision.video_pipeline import MAX_DETECT_EVERY, ProcessedVideo, VideoProgress, process_video
 
 LIMITS = VideoLimits(max_seconds=600, max_pixels=3840 * 2160)
 FPS = 25
@@ -195,3 +195,13 @@ def test_a_video_cut_short_fails_as_corrupt_and_leaves_no_output(tmp_path, peopl
     with pytest.raises(CorruptVideo, match="truncated"):
         process(source, destination)
     assert not destination.exists()
+
+
+def test_detecting_too_rarely_is_refused_before_any_work(tmp_path, people):
+    # The tracker keeps (MISSED_ROUNDS + 1) rounds of frames in memory: the spacing is bounded.
+    source = write_video(tmp_path / "people.mp4", people[:5])
+
+    for detect_every in (0, MAX_DETECT_EVERY + 1):
+        with pytest.raises(InvalidParameter, match=f"from 1 to {MAX_DETECT_EVERY}"):
+            process(source, tmp_path / "out.mp4", detect_every=detect_every)
+    assert not (tmp_path / "out.mp4").exists()

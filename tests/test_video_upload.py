@@ -187,3 +187,11 @@ def test_uploads_past_the_rate_get_429(client, mp4, settings):
 
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 0
+
+
+def test_a_body_of_another_media_type_is_told_how_to_send_a_video(client, mp4):
+    response = client.post("/video", data=mp4, content_type="application/octet-stream")
+
+    error = assert_error(response, 415, "unsupported_media_type")
+    assert "'video'" in error["message"]
+    assert "video/*" in error["message"]

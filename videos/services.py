@@ -159,6 +159,9 @@ def video_process(*, video_id: str) -> None:
     anything unexpected, logged), or, when this process stops meanwhile, pending again. A video deleted
     while it runs stops within about a second. Its temporary files are removed whatever happens, and
     no partial output is ever stored as done."""
+    if stopping.is_set():  # this process is stopping: the video waits for the next start (or another worker)
+        logger.info("video left pending: the process is stopping", extra={"fields": {"video_id": video_id}})
+        return
     claimed = Video.objects.filter(id=video_id, status=Video.Status.PENDING).update(
         status=Video.Status.RUNNING, runner=process_identity(), updated_at=timezone.now()
     )

@@ -5,6 +5,9 @@ plays in every browser, with the audio kept. Pure video work: no Django, no stor
 Three threads, each on what releases the GIL most of its time: decoding (FFmpeg), detection and
 tracking (onnxruntime), drawing and encoding (OpenCV, x264), joined by short queues, so memory is
 bounded whatever the video's length: the queues, the tracker's lookahead and the codecs' own buffers.
+Frames travel as the codecs' own 4:2:0 planes (I420, half a BGR frame's bytes): only the frames the
+detector looks at are made BGR, and faces are blurred or pixelated on the planes themselves (both are
+linear, so the same as on BGR); boxes are drawn in BGR.
 """
 
 import queue
@@ -23,9 +26,9 @@ import av.container
 import cv2
 import numpy as np
 
-from vision.errors import CorruptVideo, VideoCancelled, VideoTooLarge
-from vision.faces import Face
-from vision.imaging import annotate, encode_jpeg
+from vision.errors import CorruptVideo, InvalidParameter, VideoCancelled, VideoTooLarge
+from vision.faces import Box, Face
+from vision.imaging import ANONYMISING_STYLES, annotate, anonymise_in_place, encode_jpeg
 from vision.tracking import FaceTracker, Track, TrackedBox
 from vision.video_files import (
     VideoInfo,
@@ -38,16 +41,21 @@ from vision.video_files import (
     probe_video,
 )
 
-# x264's speed preset and quality: `make bench-video` measured the presets (README); crf 23 is
-# x264's default, visually close to the input for the frame sizes phones record.
+# x264's speed preset and quality. CPU per 1080p frame on one thread, bits at crf 23, PSNR of Y, on
+# a pan over a dev photo: ultrafast 18 ms, 4.2 Mbit/s, 41.9 dB; superfast 26 ms, 4.4 Mbit/s, 45.0 dB;
+# veryfast 34 to 46 ms, 2.7 Mbit/s, 42.9 dB. Encoding is most of a video's work: superfast is what
+# lets 1080p run in real time on two cores, at a better quality for 60% more bytes than veryfast.
 X264_PRESET = "superfast"
 X264_CRF = 23
 # Audio codecs an MP4 holds that every browser plays: copied as they are; any other is made AAC.
 COPIED_AUDIO = {"aac", "mp3"}
 AAC_BIT_RATE = 160_000
 # Frames waiting between two threads: enough to keep each busy, few enough to bound memory
-# (a 1080p BGR frame is 6 MB).
-QUEUE_FRAMES = 6
+# (a 1080p I420 frame is 3 MB; from 2 to 6 a 1080p job's peak RSS grew 20 MB).
+QUEUE_FRAMES = 4
+# The most frames apart the detector may run: the tracker holds (MISSED_ROUNDS + 1) rounds of
+# frames back (vision.tracking): 44 of them at 10, 132 MB at 1080p.
+MAX_DETECT_EVERY = 10
 # How often should_stop is asked, in seconds.
 STOP_POLL_SECONDS = 1.0
 # Undecodable packets in a row past which the video is given up as corrupt.
@@ -93,7 +101,7 @@ class _Frame:
     index: int
     pts: int
     duration: int
-    bgr: np.ndarray
+    yuv: np.ndarray  # I420: (height * 3 / 2, width), upright
     boxes: list[TrackedBox] | None = None
 
 
@@ -107,8 +115,8 @@ class _Stopped(Exception):
 class _Pipe:
     """A bounded queue whose waits give up when the pipeline is stopping."""
 
-    def __init__(self, stopping: threading.Event, size: int = QUEUE_FRAMES) -> None:
-        self.queue: queue.Queue = queue.Queue(maxsize=size)
+    def __init__(self, stopping: threading.Event) -> None:
+        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
         self.stopping = stopping
 
     def put(self, item: object) -> None:
@@ -147,7 +155,7 @@ def process_video(
     every frame, H.264 yuv420p with the index first (fast start), the same frames with the same
     timestamps (so the same fps and duration, a variable frame rate kept), turned upright (a phone's
     rotation applied to the pixels), the audio copied where an MP4 holds its codec for every browser,
-    else re-encoded to AAC. An odd width or height loses its last column or row (H.264's 4:2:0 needs
+    else re-encoded to AAC. An odd width or height is scaled a pixel smaller (H.264's 4:2:0 needs
     even sides).
 
     `find_faces` runs on every `detect_every`-th frame (and the last), upright BGR; tracking covers
@@ -155,6 +163,8 @@ def process_video(
     about once a second, from the calling thread; it returning True raises VideoCancelled. Raises
     the DetectionError of what is wrong with the file; on any failure `destination` is removed.
     """
+    if not 1 <= detect_every <= MAX_DETECT_EVERY:
+        raise InvalidParameter(f"detect_every must be a whole number from 1 to {MAX_DETECT_EVERY}.")
     try:
         info = probe_video(source, limits=limits)
         return _Job(
@@ -187,7 +197,7 @@ class _Job:
     ) -> None:
         self.source, self.destination, self.info = source, destination, info
         self.find_faces, self.style, self.limits, self.threads = find_faces, style, limits, threads
-        self.detect_every = max(1, detect_every)
+        self.detect_every = detect_every
         # Even sides for 4:2:0.
         self.width, self.height = info.width - info.width % 2, info.height - info.height % 2
         self.tracker = FaceTracker(width=self.width, height=self.height, detect_every=self.detect_every)
@@ -289,7 +299,7 @@ class _Job:
 
     def _detect(self, frame: _Frame) -> None:
         with self._timed("detect"):
-            faces = self.find_faces(frame.bgr)
+            faces = self.find_faces(cv2.cvtColor(frame.yuv, cv2.COLOR_YUV2BGR_I420))
         with self._timed("track"):
             self.tracker.detected(frame.index, faces)
 
@@ -352,8 +362,8 @@ class _Job:
                     if index >= self.limits.max_frames:  # the header's count binds no one; timestamps may crawl
                         raise VideoTooLarge(f"The video has over {self.limits.max_frames} frames, the limit.")
                     with self._timed("convert"):
-                        bgr = self._upright(frame, rotation)
-                    self.decoded.put(_Frame(index=index, pts=pts, duration=frame.duration or 0, bgr=bgr))
+                        yuv = self._upright(frame, rotation)
+                    self.decoded.put(_Frame(index=index, pts=pts, duration=frame.duration or 0, yuv=yuv))
                     index += 1
                     self.frames_decoded = index
         except av.error.ExitError:
@@ -384,18 +394,14 @@ class _Job:
             )
 
     def _upright(self, frame: av.VideoFrame, rotation: int) -> np.ndarray:
-        # Stored sides: the displayed ones, before rotation, cropped to even.
+        """The frame as I420 planes at the output's size, turned upright."""
         turned = rotation in (90, 270)
         width, height = (self.height, self.width) if turned else (self.width, self.height)
-        bgr = to_bgr(frame)
-        if bgr.shape[0] != height or bgr.shape[1] != width:
-            if frame.width == width + frame.width % 2 and frame.height == height + frame.height % 2:
-                bgr = bgr[:height, :width]
-            else:  # the stream changed size midway: scaled to its first size
-                bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
-        if rotation:
-            bgr = cv2.rotate(bgr, ROTATIONS[rotation])
-        return np.ascontiguousarray(bgr)
+        if frame.format.name == "yuv420p" and (frame.width, frame.height) == (width, height):
+            yuv = frame.to_ndarray()  # the decoder's planes as they are
+        else:  # another pixel format (full range, 4:2:2, 10 bits), an odd side, or a size changed midway
+            yuv = frame.to_ndarray(format="yuv420p", width=width, height=height)
+        return rotate_i420(yuv, rotation) if rotation else yuv
 
     def _encode(self, container: av.container.InputContainer) -> None:
         """Frames from `tracked`, annotated, and the audio into the destination MP4."""
@@ -413,10 +419,9 @@ class _Job:
             while (item := self.tracked.get()) is not _END:
                 frame: _Frame = item  # type: ignore[assignment]
                 with self._timed("draw"):
-                    annotated = annotate(frame.bgr, [box.as_face() for box in frame.boxes or []], style=self.style)
+                    yuv = annotate_i420(frame.yuv, [box.as_face() for box in frame.boxes or []], style=self.style)
                     if frame.index == self.poster_frame or self.poster is None:
-                        self.poster = encode_jpeg(annotated, quality=85)
-                    yuv = cv2.cvtColor(annotated, cv2.COLOR_BGR2YUV_I420)
+                        self.poster = encode_jpeg(cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420), quality=85)
                 encoded = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
                 encoded.pts, encoded.time_base = frame.pts, source_video.time_base
                 if frame.duration:
@@ -431,13 +436,49 @@ class _Job:
                 audio.drain(self.audio, until_end=True, stopping=self.stopping)
 
 
-def to_bgr(frame: av.VideoFrame) -> np.ndarray:
-    """The frame as BGR. Limited-range 4:2:0 (nearly every video) by OpenCV, twice as fast as FFmpeg's
-    swscale with the same BT.601 arithmetic, and its inverse (cv2.COLOR_BGR2YUV_I420) encodes it:
-    pixels no face touched come back within a level or two."""
-    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
-        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
-    return frame.to_ndarray(format="bgr24")
+def planes(yuv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of an I420 frame's Y, U and V planes (U and V half as wide and high), one after the
+    other in the (height * 3 / 2, width) array."""
+    height, width = yuv.shape[0] * 2 // 3, yuv.shape[1]
+    flat, luma, chroma = yuv.reshape(-1), height * width, (height // 2) * (width // 2)
+    return (
+        flat[:luma].reshape(height, width),
+        flat[luma : luma + chroma].reshape(height // 2, width // 2),
+        flat[luma + chroma : luma + 2 * chroma].reshape(height // 2, width // 2),
+    )
+
+
+def i420(luma: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return np.concatenate([luma.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(-1, luma.shape[1])
+
+
+def rotate_i420(yuv: np.ndarray, rotation: int) -> np.ndarray:
+    """An I420 frame turned `rotation` degrees clockwise, plane by plane."""
+    return i420(*(cv2.rotate(plane, ROTATIONS[rotation]) for plane in planes(yuv)))
+
+
+def annotate_i420(yuv: np.ndarray, faces: list[Face], *, style: str) -> np.ndarray:
+    """vision.imaging's annotation of an I420 frame: blurring and pixelating, linear, are the same on
+    each plane (faces halved on U and V) as on BGR, without the two conversions (~10 ms at 1080p)."""
+    if not faces:
+        return yuv
+    if style not in ANONYMISING_STYLES:  # boxes, labels and dots are drawn in colour, on BGR
+        bgr = annotate(cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420), faces, style=style)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
+    halved = [
+        Face(
+            box=Box(face.box.x // 2, face.box.y // 2, max(1, face.box.width // 2), max(1, face.box.height // 2)),
+            confidence=face.confidence,
+            landmarks=(),
+        )
+        for face in faces
+    ]
+    anonymised = yuv.copy()
+    luma, u, v = planes(anonymised)
+    anonymise_in_place(luma, faces, style=style)
+    anonymise_in_place(u, halved, style=style)
+    anonymise_in_place(v, halved, style=style)
+    return anonymised
 
 
 class _AudioCopy:
