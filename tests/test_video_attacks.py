@@ -301,3 +301,14 @@ def test_sound_longer_than_the_duration_limit_is_refused(tmp_path):
         process(path, tmp_path, limits)
 
     assert "10 s" in refused.value.message
+
+
+@pytest.mark.django_db
+def test_the_frame_rate_limit_is_the_servers_max_video_fps(tmp_path, settings):
+    settings.MAX_VIDEO_FPS = 20
+    path = repeated_frames(tmp_path / "25.mp4", width=64, height=48, frames=25, fps=25)
+
+    response = APIClient().post("/video", {"video": SimpleUploadedFile("a.mp4", path.read_bytes())}, format="multipart")
+
+    assert response.status_code == 413, response.content
+    assert "the limit is 20" in response.json()["error"]["message"]
