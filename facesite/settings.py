@@ -138,6 +138,8 @@ TASKS = task_backends(TASKS_BACKEND, redis_url=REDIS_URL)
 MAX_VIDEO_BYTES = env_int("MAX_VIDEO_BYTES", 500 * 1024 * 1024, minimum=1)
 MAX_VIDEO_SECONDS = env_float("MAX_VIDEO_SECONDS", 600)
 MAX_VIDEO_PIXELS = env_int("MAX_VIDEO_PIXELS", 3840 * 2160, minimum=1)
+# Frames a second (phones' slow motion is 240): the work is per frame, and a tiny frame costs bytes.
+MAX_VIDEO_FPS = env_float("MAX_VIDEO_FPS", 240)
 VIDEO_DETECT_EVERY = env_int("VIDEO_DETECT_EVERY", 3, minimum=1)
 VIDEO_PROFILE = env_choice("VIDEO_PROFILE", "fast", choices=PROFILES)
 VIDEO_MIN_CONFIDENCE = env_float("VIDEO_MIN_CONFIDENCE", 0.4)

@@ -7,7 +7,13 @@ What they cost before the limits (a server of this machine, `fast` profile, dete
 - a header that says 10 frames at 10 fps over 1000 frames 1 ms apart: all of them processed;
 - MJPEG (each JPEG carries its size) 32x32 in its header and first frame, then 16000x16000: 1.6 GB
   of RSS for a 4 MB file, a frame; at 65535x65535 (a 30 MB file) 19 GB, the server killed;
-- a 1x1 video: an unexpected failure (a traceback) deep in the pipeline.
+- a 1x1 video: an unexpected failure (a traceback) deep in the pipeline;
+- packets that decode to nothing (no keyframe): the probe, in the upload's request, read all of
+  them (1.8 s of CPU a MB);
+- 300 000 2-byte PCM packets between two frames (2.4 MB): 19 s of CPU and 85 MB queued, 280 bytes a
+  packet, so 500 MB of them would have been 17 GB;
+- the same packets, 3 million (24 MB): opening the file (FFmpeg learning its streams) kept 5 MB of
+  them, 1.2 GB and 6 s of CPU in the upload's request, before any check.
 """
 
 from fractions import Fraction
@@ -23,8 +29,8 @@ from rest_framework.test import APIClient
 from tests.video_clips import faces_photo
 from videos.models import Video
 from vision.errors import CorruptVideo, UnsupportedVideoFormat, VideoTooLarge
-from vision.video_files import MAX_FPS, VideoLimits, probe_video
-from vision.video_pipeline import process_video
+from vision.video_files import MAX_FPS, MAX_PACKETS_BEFORE_FIRST_FRAME, VideoLimits, probe_video
+from vision.video_pipeline import MAX_WAITING_AUDIO_PACKETS, process_video
 
 LIMITS = VideoLimits(max_seconds=600, max_pixels=3840 * 2160)
 
@@ -38,11 +44,24 @@ def photo(width: int, height: int) -> np.ndarray:
 
 
 def repeated_frames(
-    path: Path, *, width: int, height: int, frames: int, fps: int, tick: Fraction | None = None, container: str = "mp4"
+    path: Path,
+    *,
+    width: int,
+    height: int,
+    frames: int,
+    fps: int,
+    tick: Fraction | None = None,
+    container: str = "mp4",
+    keyframe: bool = True,
+    audio: int = 0,
+    audio_seconds: float | None = None,
 ) -> Path:
     """A still of the photo as `frames` H.264 frames, each `tick` seconds after the last (1/fps by
     default) while the header says `fps`: one keyframe, then the same skipped frame (a dozen bytes)
-    muxed again and again, as cheap to make as to send whatever the count."""
+    muxed again and again, as cheap to make as to send whatever the count; without the keyframe
+    (`keyframe=False`) none of them decodes; `audio`
+    2-byte PCM packets over `audio_seconds` from the start (by default all between the first frame
+    and the second)."""
     time_base = Fraction(1, 1000) if tick else Fraction(1, fps)
     step = round((tick or Fraction(1, fps)) / time_base)
     with av.open(str(path), "w", format=container) as output:
@@ -56,12 +75,20 @@ def repeated_frames(
             frame.pts = index
             packets += stream.encode(frame)
         packets += stream.encode(None)
-        keyframe, skipped = packets[0], packets[-1]
+        first, skipped = packets[0], packets[-1]
+        sound = output.add_stream("pcm_s16le", rate=48000) if audio else None
         for index in range(frames):
-            packet = keyframe if index == 0 else skipped
+            packet = first if index == 0 and keyframe else skipped
             packet.pts = packet.dts = index * step
             packet.duration, packet.time_base, packet.stream = step, time_base, stream
             output.mux(packet)
+            if index == 0 and sound is not None:
+                for sample in range(audio):
+                    pcm = av.Packet(b"\x00\x00")
+                    span = audio_seconds if audio_seconds is not None else step * time_base
+                    pcm.pts = pcm.dts = round(sample * span * 48000 / audio)
+                    pcm.time_base, pcm.stream = Fraction(1, 48000), sound
+                    output.mux(pcm)
     return path
 
 
@@ -235,3 +262,55 @@ def test_post_video_refuses_a_thousand_frames_a_second_with_413_and_keeps_nothin
     assert response.status_code == 413, response.content
     assert response.json()["error"]["code"] == "video_too_large"
     assert not Video.objects.exists()
+
+
+def test_the_probe_gives_up_on_a_file_whose_packets_make_no_frame(tmp_path):
+    # Skipped frames with no keyframe before them: nothing decodes, nothing fails.
+    path = repeated_frames(
+        tmp_path / "nokey.mp4", width=64, height=48, frames=4 * MAX_PACKETS_BEFORE_FIRST_FRAME, fps=240, keyframe=False
+    )
+
+    with pytest.raises(CorruptVideo) as refused:
+        probe_video(path, limits=LIMITS)
+
+    assert f"first {MAX_PACKETS_BEFORE_FIRST_FRAME} packets" in refused.value.message
+
+
+def test_sound_far_ahead_of_the_pictures_is_refused_before_it_fills_memory(tmp_path):
+    path = repeated_frames(
+        tmp_path / "sound.mkv",
+        width=64,
+        height=48,
+        frames=3,
+        fps=10,
+        container="matroska",
+        audio=2 * MAX_WAITING_AUDIO_PACKETS,
+    )
+
+    with pytest.raises(CorruptVideo) as refused:
+        process(path, tmp_path)
+
+    assert "not interleaved" in refused.value.message
+
+
+def test_sound_longer_than_the_duration_limit_is_refused(tmp_path):
+    path = repeated_frames(
+        tmp_path / "long.mkv", width=64, height=48, frames=3, fps=10, container="matroska", audio=4, audio_seconds=40
+    )
+    limits = VideoLimits(max_seconds=10, max_pixels=3840 * 2160)
+
+    with pytest.raises(VideoTooLarge) as refused:
+        process(path, tmp_path, limits)
+
+    assert "10 s" in refused.value.message
+
+
+@pytest.mark.django_db
+def test_the_frame_rate_limit_is_the_servers_max_video_fps(tmp_path, settings):
+    settings.MAX_VIDEO_FPS = 20
+    path = repeated_frames(tmp_path / "25.mp4", width=64, height=48, frames=25, fps=25)
+
+    response = APIClient().post("/video", {"video": SimpleUploadedFile("a.mp4", path.read_bytes())}, format="multipart")
+
+    assert response.status_code == 413, response.content
+    assert "the limit is 20" in response.json()["error"]["message"]

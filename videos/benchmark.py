@@ -80,7 +80,9 @@ def default_setup() -> Setup:
 
 
 def video_limits() -> VideoLimits:
-    return VideoLimits(max_seconds=settings.MAX_VIDEO_SECONDS, max_pixels=settings.MAX_VIDEO_PIXELS)
+    return VideoLimits(
+        max_seconds=settings.MAX_VIDEO_SECONDS, max_pixels=settings.MAX_VIDEO_PIXELS, max_fps=settings.MAX_VIDEO_FPS
+    )
 
 
 def parse_size(text: str) -> tuple[int, int]:

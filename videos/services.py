@@ -66,7 +66,9 @@ def running_here() -> bool:
 
 
 def video_limits() -> VideoLimits:
-    return VideoLimits(max_seconds=settings.MAX_VIDEO_SECONDS, max_pixels=settings.MAX_VIDEO_PIXELS)
+    return VideoLimits(
+        max_seconds=settings.MAX_VIDEO_SECONDS, max_pixels=settings.MAX_VIDEO_PIXELS, max_fps=settings.MAX_VIDEO_FPS
+    )
 
 
 def too_many_video_bytes(size: int) -> VideoTooLarge:
