@@ -5,6 +5,7 @@ and /faces clients hear it; a worker killed mid-video leaves it failed, never pe
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,8 +78,15 @@ def test_a_video_whose_worker_is_killed_ends_failed_without_a_half_file(server, 
         # RQ finds the job abandoned once its heartbeat (renewed every 30 s while it runs) expires:
         # here at once, and the next worker's maintenance finds it.
         connection = redis.Redis.from_url(server.env["REDIS_URL"])
-        started = f"{server.env['RQ_KEY_PREFIX']}:wip:videos"
-        assert connection.zcard(started) == 1
+        prefix = server.env["RQ_KEY_PREFIX"]
+        started = f"{prefix}:wip:videos"
+        [(_, expires)] = connection.zrange(started, 0, -1, withscores=True)
+        # Its heartbeat's, not its whole timeout's (hours for a video: 20 s per second allowed).
+        assert expires - time.time() < 200
+        jobs = [connection.hgetall(key) for key in connection.scan_iter(f"{prefix}:job:*")]
+        assert {(job[b"origin"], job[b"timeout"]) for job in jobs if job.get(b"origin") == b"videos"} == {
+            (b"videos", b"12000")
+        }
         for member in connection.zrange(started, 0, -1):
             connection.zadd(started, {member: 1}, xx=True)
         connection.close()
