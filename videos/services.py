@@ -277,7 +277,7 @@ class ProgressReporter:
 
     def __init__(self, video: Video) -> None:
         self.video = video
-        self.last = 0.0
+        self.last = time.monotonic()  # made with the message that says the video started
 
     def __call__(self, progress: VideoProgress) -> None:
         now = time.monotonic()
