@@ -53,8 +53,9 @@ MESSAGE_TYPES = {
     Video.Status.DONE: "video.done",
     Video.Status.FAILED: "video.failed",
 }
-# Set when this process stops (facesite.serve's graceful stop): its running video stops within about
-# a second and goes back to pending, to run again when the server is back.
+# Set when this process stops (facesite.serve's graceful stop, a worker's SIGTERM): its running video
+# stops within about a second and goes back to pending, to run again when the server is back (or, in
+# queue mode, on the next worker: it is queued again).
 stopping = threading.Event()
 # The videos this process is running now (their ids).
 _running: set[str] = set()
@@ -163,6 +164,7 @@ def video_process(*, video_id: str) -> None:
     no partial output is ever stored as done."""
     if stopping.is_set():  # this process is stopping: the video waits for the next start (or another worker)
         logger.info("video left pending: the process is stopping", extra={"fields": {"video_id": video_id}})
+        _requeue(video_id)
         return
     claimed = Video.objects.filter(id=video_id, status=Video.Status.PENDING).update(
         status=Video.Status.RUNNING, runner=process_identity(), updated_at=timezone.now()
@@ -180,6 +182,7 @@ def video_process(*, video_id: str) -> None:
     except VideoCancelled:
         if stopping.is_set() and _set_back_to_pending(video_id):
             logger.info("video interrupted: pending again", extra={"fields": {"video_id": video_id}})
+            _requeue(video_id)
         else:
             logger.info("video cancelled", extra={"fields": {"video_id": video_id}})
     except DetectionError as error:
@@ -279,7 +282,7 @@ class ProgressReporter:
 
     def __init__(self, video: Video) -> None:
         self.video = video
-        self.last = 0.0
+        self.last = time.monotonic()  # made with the message that says the video started
 
     def __call__(self, progress: VideoProgress) -> None:
         now = time.monotonic()
@@ -301,6 +304,15 @@ class ProgressReporter:
 def _should_stop(video_id: uuid.UUID) -> bool:
     """Polled by the pipeline about once a second: the process is stopping, or the video was deleted."""
     return stopping.is_set() or not Video.objects.filter(id=video_id, status=Video.Status.RUNNING).exists()
+
+
+def _requeue(video_id: str) -> None:
+    """A video this process will not run after all, queued again for another worker (queue mode);
+    in embedded mode the server's next start takes up the pending ones (video_resume)."""
+    from videos.tasks import process_video_task, runs_in_server
+
+    if not runs_in_server():
+        process_video_task.enqueue(video_id)
 
 
 def _set_back_to_pending(video_id: str) -> bool:
