@@ -140,6 +140,9 @@ MAX_VIDEO_SECONDS = env_float("MAX_VIDEO_SECONDS", 600)
 MAX_VIDEO_PIXELS = env_int("MAX_VIDEO_PIXELS", 3840 * 2160, minimum=1)
 # Frames a second (phones' slow motion is 240): the work is per frame, and a tiny frame costs bytes.
 MAX_VIDEO_FPS = env_float("MAX_VIDEO_FPS", 240)
+# Videos waiting or running at once, beyond which uploads are refused (503 with Retry-After): a few
+# kilobytes of video can cost an hour of CPU, so the queue is bounded as well as the upload rate.
+MAX_PENDING_VIDEOS = env_int("MAX_PENDING_VIDEOS", 20, minimum=1)
 VIDEO_DETECT_EVERY = env_int("VIDEO_DETECT_EVERY", 3, minimum=1)
 VIDEO_PROFILE = env_choice("VIDEO_PROFILE", "fast", choices=PROFILES)
 VIDEO_MIN_CONFIDENCE = env_float("VIDEO_MIN_CONFIDENCE", 0.4)

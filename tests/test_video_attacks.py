@@ -35,7 +35,7 @@ from vision.video_pipeline import MAX_WAITING_AUDIO_PACKETS, process_video
 LIMITS = VideoLimits(max_seconds=600, max_pixels=3840 * 2160)
 
 
-def no_faces(bgr: np.ndarray) -> list:
+def no_faces(bgr: np.ndarray, *, min_confidence: float) -> list:
     return []
 
 
@@ -109,7 +109,9 @@ def mjpeg(path: Path, sizes: list[tuple[int, int]], *, container: str = "matrosk
 
 
 def process(path: Path, tmp_path: Path, limits: VideoLimits = LIMITS):
-    return process_video(path, tmp_path / "out.mp4", find_faces=no_faces, style="box", detect_every=3, limits=limits)
+    return process_video(
+        path, tmp_path / "out.mp4", find_faces=no_faces, min_confidence=0.5, style="box", detect_every=3, limits=limits
+    )
 
 
 @pytest.mark.parametrize("container", ["mp4", "matroska"])

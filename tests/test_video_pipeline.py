@@ -23,8 +23,8 @@ LIMITS = VideoLimits(max_seconds=600, max_pixels=3840 * 2160)
 FPS = 25
 
 
-def find_faces(bgr: np.ndarray) -> list[Face]:
-    return detect_faces(bgr, min_confidence=0.6, profile="fast", threads=1)
+def find_faces(bgr: np.ndarray, *, min_confidence: float = 0.6) -> list[Face]:
+    return detect_faces(bgr, min_confidence=min_confidence, profile="fast", threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,8 @@ def people() -> list[np.ndarray]:
 
 
 def process(source: Path, destination: Path, **options: object) -> ProcessedVideo:
-    arguments = {"find_faces": find_faces, "style": "blur", "detect_every": 2, "limits": LIMITS, **options}
+    arguments = {"find_faces": find_faces, "min_confidence": 0.6, "style": "blur", "detect_every": 2, "limits": LIMITS}
+    arguments |= options
     return process_video(source, destination, **arguments)  # type: ignore[arg-type]
 
 

@@ -35,6 +35,7 @@ from vision.errors import (
     QueueUnavailable,
     VideoCancelled,
     VideoEmpty,
+    VideoQueueFull,
     VideoTooLarge,
     WorkerLost,
 )
@@ -92,6 +93,12 @@ def video_create(
         raise VideoEmpty("The video is empty (0 bytes).")
     if upload.size > settings.MAX_VIDEO_BYTES:
         raise too_many_video_bytes(upload.size)
+    unfinished = Video.objects.filter(status__in=[Video.Status.PENDING, Video.Status.RUNNING]).count()
+    if unfinished >= settings.MAX_PENDING_VIDEOS:
+        raise VideoQueueFull(
+            f"{unfinished} videos are waiting or being processed, as many as this server takes "
+            f"(MAX_PENDING_VIDEOS); try again once some are done."
+        )
     with _local_path(upload) as path:
         info = probe_video(path, limits=video_limits())
     video = Video(
@@ -199,12 +206,12 @@ def _process(video: Video, work: Path) -> None:
     started = time.perf_counter()
     tenant = f"video:{video.id}"
 
-    def faces_in(bgr: np.ndarray) -> list[Face]:
+    def faces_in(bgr: np.ndarray, *, min_confidence: float) -> list[Face]:
         # A turn per detected frame: uploads and streams keep getting theirs while a video runs.
         with slots.turn(tenant):
             return find_faces(
                 bgr,
-                min_confidence=video.min_confidence,
+                min_confidence=min_confidence,
                 profile=video.detector_profile,
                 min_face_size=video.min_face_size,
             )
@@ -214,6 +221,7 @@ def _process(video: Video, work: Path) -> None:
         _source_path(video, work),
         destination,
         find_faces=faces_in,
+        min_confidence=video.min_confidence,
         style=video.annotate_style,
         detect_every=video.detect_every,
         limits=video_limits(),

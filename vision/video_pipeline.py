@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import av
 import av.audio.stream
@@ -29,7 +31,7 @@ import numpy as np
 from vision.errors import CorruptVideo, InvalidParameter, VideoCancelled, VideoTooLarge
 from vision.faces import Box, Face
 from vision.imaging import ANONYMISING_STYLES, annotate, anonymise_in_place, encode_jpeg
-from vision.tracking import FaceTracker, Track, TrackedBox
+from vision.tracking import FaceTracker, Track, TrackedBox, detection_floor
 from vision.video_files import (
     VideoInfo,
     VideoLimits,
@@ -40,6 +42,14 @@ from vision.video_files import (
     open_video_file,
     probe_video,
 )
+
+
+class FindFaces(Protocol):
+    """The detector as the caller sets it up (profile, threads, minimum face size): the faces in an
+    upright BGR frame down to `min_confidence`."""
+
+    def __call__(self, bgr: np.ndarray, *, min_confidence: float) -> list[Face]: ...
+
 
 # x264's speed preset and quality. CPU per 1080p frame on one thread, bits at crf 23, PSNR of Y, on
 # a pan over a dev photo: ultrafast 18 ms, 4.2 Mbit/s, 41.9 dB; superfast 26 ms, 4.4 Mbit/s, 45.0 dB;
@@ -143,7 +153,8 @@ def process_video(
     source: Path,
     destination: Path,
     *,
-    find_faces: Callable[[np.ndarray], list[Face]],
+    find_faces: FindFaces,
+    min_confidence: float,
     style: str,
     detect_every: int,
     limits: VideoLimits,
@@ -159,7 +170,8 @@ def process_video(
     even sides).
 
     `find_faces` runs on every `detect_every`-th frame (and the last), upright BGR; tracking covers
-    the frames between. `on_progress` is called after every frame (callers throttle), `should_stop`
+    the frames between. A face at `min_confidence` or more starts a track, a weaker one may keep a
+    track going (vision.tracking). `on_progress` is called after every frame (callers throttle), `should_stop`
     about once a second, from the calling thread; it returning True raises VideoCancelled. Raises
     the DetectionError of what is wrong with the file; on any failure `destination` is removed.
     """
@@ -172,6 +184,7 @@ def process_video(
             destination,
             info=info,
             find_faces=find_faces,
+            min_confidence=min_confidence,
             style=style,
             detect_every=detect_every,
             limits=limits,
@@ -189,18 +202,22 @@ class _Job:
         destination: Path,
         *,
         info: VideoInfo,
-        find_faces: Callable[[np.ndarray], list[Face]],
+        find_faces: FindFaces,
+        min_confidence: float,
         style: str,
         detect_every: int,
         limits: VideoLimits,
         threads: int,
     ) -> None:
         self.source, self.destination, self.info = source, destination, info
-        self.find_faces, self.style, self.limits, self.threads = find_faces, style, limits, threads
+        self.find_faces = partial(find_faces, min_confidence=detection_floor(min_confidence))
+        self.style, self.limits, self.threads = style, limits, threads
         self.detect_every = detect_every
         # Even sides for 4:2:0.
         self.width, self.height = info.width - info.width % 2, info.height - info.height % 2
-        self.tracker = FaceTracker(width=self.width, height=self.height, detect_every=self.detect_every)
+        self.tracker = FaceTracker(
+            width=self.width, height=self.height, detect_every=self.detect_every, min_confidence=min_confidence
+        )
         self.stopping = threading.Event()
         self.decoded = _Pipe(self.stopping)
         self.tracked = _Pipe(self.stopping)
