@@ -14,6 +14,7 @@ from facesite.sqlite import SQLITE_ENGINE
 from facesite.task_backends import rq_queues, task_backends
 from vision.engines import DEFAULT_ENGINE, ENGINES
 from vision.profiles import PROFILES
+from vision.video_pipeline import MAX_DETECT_EVERY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # What the server writes unless told otherwise: the SQLite database, the generated secret key and the
@@ -143,7 +144,7 @@ MAX_VIDEO_FPS = env_float("MAX_VIDEO_FPS", 240)
 # Videos waiting or running at once, beyond which uploads are refused (503 with Retry-After): a few
 # kilobytes of video can cost an hour of CPU, so the queue is bounded as well as the upload rate.
 MAX_PENDING_VIDEOS = env_int("MAX_PENDING_VIDEOS", 20, minimum=1)
-VIDEO_DETECT_EVERY = env_int("VIDEO_DETECT_EVERY", 3, minimum=1)
+VIDEO_DETECT_EVERY = env_int("VIDEO_DETECT_EVERY", 3, minimum=1, maximum=MAX_DETECT_EVERY)
 VIDEO_PROFILE = env_choice("VIDEO_PROFILE", "fast", choices=PROFILES)
 VIDEO_MIN_CONFIDENCE = env_float("VIDEO_MIN_CONFIDENCE", 0.4)
 VIDEO_BODY_TIMEOUT = env_float("VIDEO_BODY_TIMEOUT", 1800)  # seconds a /video body may take to arrive
