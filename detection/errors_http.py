@@ -33,6 +33,7 @@ from vision.errors import (
     VideoCancelled,
     VideoEmpty,
     VideoMissing,
+    VideoQueueFull,
     VideoTooLarge,
     WorkerLost,
 )
@@ -48,6 +49,7 @@ STATUS_BY_ERROR: dict[type[DetectionError], int] = {
     ImageTooCostlyToDecode: 422,
     UnsupportedImageFormat: 415,
     ServerBusy: 503,
+    VideoQueueFull: 503,
     QueueUnavailable: 503,
     WorkerLost: 503,  # only ever stored (queue mode), never a request's own answer
     ProcessingFailed: 500,

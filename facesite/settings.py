@@ -14,6 +14,7 @@ from facesite.sqlite import SQLITE_ENGINE
 from facesite.task_backends import rq_queues, task_backends
 from vision.engines import DEFAULT_ENGINE, ENGINES
 from vision.profiles import PROFILES
+from vision.video_pipeline import MAX_DETECT_EVERY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # What the server writes unless told otherwise: the SQLite database, the generated secret key and the
@@ -138,12 +139,17 @@ TASKS = task_backends(TASKS_BACKEND, redis_url=REDIS_URL)
 MAX_VIDEO_BYTES = env_int("MAX_VIDEO_BYTES", 500 * 1024 * 1024, minimum=1)
 MAX_VIDEO_SECONDS = env_float("MAX_VIDEO_SECONDS", 600)
 MAX_VIDEO_PIXELS = env_int("MAX_VIDEO_PIXELS", 3840 * 2160, minimum=1)
+# Frames a second (phones' slow motion is 240): the work is per frame, and a tiny frame costs bytes.
+MAX_VIDEO_FPS = env_float("MAX_VIDEO_FPS", 240)
+# Videos waiting or running at once, beyond which uploads are refused (503 with Retry-After): a few
+# kilobytes of video can cost an hour of CPU, so the queue is bounded as well as the upload rate.
+MAX_PENDING_VIDEOS = env_int("MAX_PENDING_VIDEOS", 20, minimum=1)
 # A video's defaults, from `make bench-video` (README): fast at 0.3 left fewer faces uncovered, and
 # for fewer frames in a row, than at 0.4 (98.1% of easy + medium face-frames against 94.3%, 7 frames
 # against 25) for a little more blurred by mistake; every 3rd frame costs a third of every frame's
 # detection. balanced at 0.3 covered 99.5% every 3rd frame, for twice the CPU, 1.7 times the
 # background blurred and ~70 MB more memory: the choice where time and memory do not matter.
-VIDEO_DETECT_EVERY = env_int("VIDEO_DETECT_EVERY", 3, minimum=1)
+VIDEO_DETECT_EVERY = env_int("VIDEO_DETECT_EVERY", 3, minimum=1, maximum=MAX_DETECT_EVERY)
 VIDEO_PROFILE = env_choice("VIDEO_PROFILE", "fast", choices=PROFILES)
 VIDEO_MIN_CONFIDENCE = env_float("VIDEO_MIN_CONFIDENCE", 0.3)
 VIDEO_BODY_TIMEOUT = env_float("VIDEO_BODY_TIMEOUT", 1800)  # seconds a /video body may take to arrive

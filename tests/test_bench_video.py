@@ -58,7 +58,8 @@ def test_nothing_found_is_nothing_covered(two_clips, tmp_path):
     processed = process_video(
         clip.path,
         tmp_path / "out.mp4",
-        find_faces=lambda bgr: [],
+        find_faces=lambda bgr, min_confidence: [],
+        min_confidence=0.5,
         style="blur",
         detect_every=1,
         limits=video_limits(),
@@ -74,13 +75,14 @@ def test_nothing_found_is_nothing_covered(two_clips, tmp_path):
 def test_the_whole_frame_found_is_every_face_covered_and_nearly_all_over_blur(two_clips, tmp_path):
     clip = two_clips[1]
 
-    def whole_frame(bgr):
+    def whole_frame(bgr, *, min_confidence):
         return [Face(Box(0, 0, bgr.shape[1], bgr.shape[0]), 0.99, ())]
 
     processed = process_video(
         clip.path,
         tmp_path / "out.mp4",
         find_faces=whole_frame,
+        min_confidence=0.5,
         style="pixelate",
         detect_every=3,
         limits=video_limits(),

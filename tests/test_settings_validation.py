@@ -24,6 +24,8 @@ BAD_SETTINGS = {
     "DETECTOR_PROFILE=best": ({"DETECTOR_PROFILE": "best"}, "DETECTOR_PROFILE must be one of fast, balanced, accurate"),
     "DETECTOR_ENGINE=int4": ({"DETECTOR_ENGINE": "int4"}, "DETECTOR_ENGINE must be one of float, int8"),
     "ANONYMISE_PROFILE=slow": ({"ANONYMISE_PROFILE": "slow"}, "ANONYMISE_PROFILE must be one of fast, balanced"),
+    "VIDEO_DETECT_EVERY=11": ({"VIDEO_DETECT_EVERY": "11"}, "VIDEO_DETECT_EVERY must be 10 or less"),
+    "VIDEO_DETECT_EVERY=0": ({"VIDEO_DETECT_EVERY": "0"}, "VIDEO_DETECT_EVERY must be 1 or more"),
     "rq without REDIS_URL": ({"TASKS_BACKEND": "rq"}, "TASKS_BACKEND=rq needs REDIS_URL"),
     "unknown TASKS_BACKEND": ({"TASKS_BACKEND": "celery"}, "TASKS_BACKEND must be one of"),
 }

@@ -11,14 +11,14 @@ from tests.conftest import require_dev_set
 from vision.clips import pan_frames
 from vision.detector import detect_faces
 from vision.faces import Box, Face
-from vision.tracking import HOLD_FRAMES, FaceTracker, TrackedBox
+from vision.tracking import HOLD_FRAMES, KEEP_CONFIDENCE, FaceTracker, TrackedBox
 
 WIDTH, HEIGHT = 640, 360
 
 
-def face_at(x: float, y: float = 100, size: int = 80) -> Face:
+def face_at(x: float, y: float = 100, size: int = 80, confidence: float = 0.9) -> Face:
     box = Box(round(x), round(y), size, size)
-    return Face(box=box, confidence=0.9, landmarks=((box.x + 20, box.y + 30),) * 5)
+    return Face(box=box, confidence=confidence, landmarks=((box.x + 20, box.y + 30),) * 5)
 
 
 def run(tracker: FaceTracker, frames: int, faces_at: Callable[[int], list[Face]]) -> dict[int, list[TrackedBox]]:
@@ -48,7 +48,7 @@ def covers(tracked: TrackedBox, face: Face) -> bool:
 
 def test_a_face_missed_for_a_few_rounds_is_covered_all_along_by_one_track():
     # A face moving right 3 px a frame; the detector misses it in rounds 5 to 7 (frames 10 to 15).
-    tracker = FaceTracker(width=WIDTH, height=HEIGHT, detect_every=2)
+    tracker = FaceTracker(width=WIDTH, height=HEIGHT, min_confidence=0.5, detect_every=2)
     boxes = run(tracker, 40, lambda frame: [] if 10 <= frame <= 15 else [face_at(100 + 3 * frame)])
 
     assert len(tracker.tracks) == 1
@@ -62,7 +62,7 @@ def test_a_face_missed_for_a_few_rounds_is_covered_all_along_by_one_track():
 
 def test_a_track_is_covered_from_before_the_round_that_found_it():
     # Every 4th frame detected: the face appears at frame 9, the detector finds it at frame 12.
-    tracker = FaceTracker(width=WIDTH, height=HEIGHT, detect_every=4)
+    tracker = FaceTracker(width=WIDTH, height=HEIGHT, min_confidence=0.5, detect_every=4)
     boxes = run(tracker, 30, lambda frame: [face_at(200)] if frame >= 12 else [])
 
     covered = [frame for frame in range(30) if boxes[frame]]
@@ -72,7 +72,7 @@ def test_a_track_is_covered_from_before_the_round_that_found_it():
 
 
 def test_a_lost_face_is_held_growing_for_a_while_then_ends():
-    tracker = FaceTracker(width=WIDTH, height=HEIGHT, detect_every=1)
+    tracker = FaceTracker(width=WIDTH, height=HEIGHT, min_confidence=0.5, detect_every=1)
     boxes = run(tracker, 40, lambda frame: [face_at(300)] if frame <= 10 else [])
 
     held = [boxes[frame][0] for frame in range(11, 40) if boxes[frame]]
@@ -84,8 +84,27 @@ def test_a_lost_face_is_held_growing_for_a_while_then_ends():
     assert not boxes[10 + HOLD_FRAMES]
 
 
+def test_a_weaker_detection_keeps_a_track_going_but_never_starts_one():
+    # The face is found surely, then only at 0.2 (motion blur) for 30 frames: one track covers it all.
+    # A second face only ever found at 0.2 gets no track.
+    def faces(frame: int) -> list[Face]:
+        sure = 0.9 if frame < 10 else 0.2
+        return [face_at(100 + 2 * frame, confidence=sure), face_at(450, y=200, confidence=0.2)]
+
+    tracker = FaceTracker(width=WIDTH, height=HEIGHT, min_confidence=0.5, detect_every=2)
+    boxes = run(tracker, 40, faces)
+
+    assert len(tracker.tracks) == 1
+    assert all(len(boxes[frame]) == 1 and covers(boxes[frame][0], faces(frame)[0]) for frame in range(40))
+
+    # Below KEEP_CONFIDENCE a face is no evidence at all: the track ends after its hold.
+    tracker = FaceTracker(width=WIDTH, height=HEIGHT, min_confidence=0.5, detect_every=2)
+    weaker = run(tracker, 40, lambda frame: [face_at(100, confidence=0.9 if frame < 10 else KEEP_CONFIDENCE / 2)])
+    assert not weaker[39]
+
+
 def test_every_box_has_a_margin_around_the_detected_face():
-    tracker = FaceTracker(width=WIDTH, height=HEIGHT, detect_every=3)
+    tracker = FaceTracker(width=WIDTH, height=HEIGHT, min_confidence=0.5, detect_every=3)
     boxes = run(tracker, 12, lambda frame: [face_at(250)])
 
     assert all(covers(boxes[frame][0], face_at(250)) and boxes[frame][0].box.width > 80 for frame in range(12))
@@ -96,7 +115,7 @@ def test_two_faces_passing_each_other_keep_their_ids():
     def faces(frame: int) -> list[Face]:
         return [face_at(50 + 8 * frame, y=100), face_at(450 - 8 * frame, y=140)]
 
-    tracker = FaceTracker(width=WIDTH, height=HEIGHT, detect_every=2)
+    tracker = FaceTracker(width=WIDTH, height=HEIGHT, min_confidence=0.5, detect_every=2)
     boxes = run(tracker, 50, faces)
 
     assert len(tracker.tracks) == 2
@@ -114,7 +133,7 @@ def panning_frames() -> list:
 
 
 def test_a_real_clips_faces_are_followed_through_the_detectors_misses(panning_frames):
-    tracker = FaceTracker(width=640, height=480, detect_every=3)
+    tracker = FaceTracker(width=640, height=480, detect_every=3, min_confidence=0.75)
     detections = {
         frame: detect_faces(bgr, min_confidence=0.75, profile="fast", threads=1)
         for frame, bgr in enumerate(panning_frames)

@@ -36,7 +36,7 @@ def finished(client: APIClient, accepted: dict) -> dict:
 
 def test_a_video_is_processed_in_the_background_and_its_files_served(clips, media_root):
     client = APIClient()
-    clip = clip_in(clips / "tone.mp4", container="mp4", codec="libx264", seconds=1, audio=True)
+    clip = clip_in(clips / "tone.mp4", container="mp4", codec="libx264", seconds=1, audio="aac")
     accepted = upload(client, clip, annotate="blur", detect_every=2)
     assert accepted["status"] == "pending"  # answered before any processing
 

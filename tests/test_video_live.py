@@ -2,7 +2,6 @@
 background thread while /faces clients hear `video.progress` then `video.done`; a DELETE stops a
 running video and leaves no file behind."""
 
-import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -67,8 +66,8 @@ def test_faces_clients_hear_the_progress_then_the_video_done(server, http, clips
     assert {message["type"] for message in progress} == {"video.progress"}
     assert progress[0]["video"]["status"] == "running"
     assert all(message["video"]["status"] == "running" for message in progress)
-    # At most about two a second (after the first, which says it started), each further along.
-    assert all(later["at"] - earlier["at"] > 0.4 for earlier, later in itertools.pairwise(progress[1:]))
+    # At most about two a second (the first says it started), each further along.
+    assert len(progress) <= 2 * (done["at"] - progress[0]["at"]) + 2
     done_so_far = [message["video"]["frames_done"] for message in progress]
     assert done_so_far == sorted(done_so_far)
     assert any(0 < message["video"]["progress"] < 1 and message["video"]["processing_fps"] for message in progress)

@@ -14,17 +14,17 @@ from tests.cameras import FACES_PHOTO
 from tests.conftest import require_dev_set
 from vision.clips import pan_frames, still_frames, write_video
 from vision.detector import detect_faces
-from vision.errors import CorruptVideo, VideoCancelled
+from vision.errors import CorruptVideo, InvalidParameter, VideoCancelled
 from vision.faces import Face
 from vision.video_files import VideoLimits
-from vision.video_pipeline import ProcessedVideo, VideoProgress, process_video
+from vision.video_pipeline import MAX_DETECT_EVERY, ProcessedVideo, VideoProgress, process_video
 
 LIMITS = VideoLimits(max_seconds=600, max_pixels=3840 * 2160)
 FPS = 25
 
 
-def find_faces(bgr: np.ndarray) -> list[Face]:
-    return detect_faces(bgr, min_confidence=0.6, profile="fast", threads=1)
+def find_faces(bgr: np.ndarray, *, min_confidence: float = 0.6) -> list[Face]:
+    return detect_faces(bgr, min_confidence=min_confidence, profile="fast", threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,8 @@ def people() -> list[np.ndarray]:
 
 
 def process(source: Path, destination: Path, **options: object) -> ProcessedVideo:
-    arguments = {"find_faces": find_faces, "style": "blur", "detect_every": 2, "limits": LIMITS, **options}
+    arguments = {"find_faces": find_faces, "min_confidence": 0.6, "style": "blur", "detect_every": 2, "limits": LIMITS}
+    arguments |= options
     return process_video(source, destination, **arguments)  # type: ignore[arg-type]
 
 
@@ -195,3 +196,13 @@ def test_a_video_cut_short_fails_as_corrupt_and_leaves_no_output(tmp_path, peopl
     with pytest.raises(CorruptVideo, match="truncated"):
         process(source, destination)
     assert not destination.exists()
+
+
+def test_detecting_too_rarely_is_refused_before_any_work(tmp_path, people):
+    # The tracker keeps (MISSED_ROUNDS + 1) rounds of frames in memory: the spacing is bounded.
+    source = write_video(tmp_path / "people.mp4", people[:5])
+
+    for detect_every in (0, MAX_DETECT_EVERY + 1):
+        with pytest.raises(InvalidParameter, match=f"from 1 to {MAX_DETECT_EVERY}"):
+            process(source, tmp_path / "out.mp4", detect_every=detect_every)
+    assert not (tmp_path / "out.mp4").exists()

@@ -1,10 +1,12 @@
 """Videos in queue mode (TASKS_BACKEND=rq): the real server answers 202 and queues the video on RQ's
 "videos" queue; a real worker (./entrypoint.sh worker, which takes photos and videos) processes it,
-and /faces clients hear it; a worker killed mid-video leaves it failed, never pending or half done."""
+and /faces clients hear it; a worker stopped mid-video queues it again for the next one, and a
+worker killed mid-video leaves it failed, never pending or half done."""
 
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,16 +62,25 @@ def test_a_worker_processes_queued_videos_and_records_a_failure(server, http, tm
     assert f"video {broken['id']} failed unexpectedly" in worker.output()
 
 
-def test_a_video_whose_worker_is_killed_ends_failed_without_a_half_file(server, http, tmp_path):
+def test_a_stopped_worker_hands_its_video_on_and_a_killed_one_leaves_it_failed_without_a_half_file(
+    server, http, tmp_path
+):
     clip = slow_clip(tmp_path / "slow.mp4")
+
+    def started() -> bool:
+        return http.get(video["detail_url"], timeout=10).json()["frames_done"] > 0
+
     with connect(server.ws_url, proxy=None) as listener:
         with running_worker(server) as worker:
             video = post_video(http, server, clip, **SLOW_OPTIONS)
-            wait_until(
-                lambda: http.get(video["detail_url"], timeout=10).json()["frames_done"] > 0,
-                "the worker to start the video",
-                seconds=SECONDS,
-            )
+            wait_until(started, "the worker to start the video", seconds=SECONDS)
+            worker.process.send_signal(signal.SIGTERM)  # as docker stop does: not an hour's wait, nor a loss
+            assert worker.process.wait(timeout=30) == 0
+        assert "video interrupted: pending again" in worker.output()
+        assert http.get(video["detail_url"], timeout=10).json()["status"] == "pending"
+
+        with running_worker(server) as worker:
+            wait_until(started, "the next worker to take the video up", seconds=SECONDS)
             os.killpg(worker.process.pid, signal.SIGKILL)
             worker.process.wait(timeout=10)
         assert http.get(video["detail_url"], timeout=10).json()["status"] == "running"
@@ -77,8 +88,15 @@ def test_a_video_whose_worker_is_killed_ends_failed_without_a_half_file(server, 
         # RQ finds the job abandoned once its heartbeat (renewed every 30 s while it runs) expires:
         # here at once, and the next worker's maintenance finds it.
         connection = redis.Redis.from_url(server.env["REDIS_URL"])
-        started = f"{server.env['RQ_KEY_PREFIX']}:wip:videos"
-        assert connection.zcard(started) == 1
+        prefix = server.env["RQ_KEY_PREFIX"]
+        started = f"{prefix}:wip:videos"
+        [(_, expires)] = connection.zrange(started, 0, -1, withscores=True)
+        # Its heartbeat's, not its whole timeout's (hours for a video: 20 s per second allowed).
+        assert expires - time.time() < 200
+        jobs = [connection.hgetall(key) for key in connection.scan_iter(f"{prefix}:job:*")]
+        assert {(job[b"origin"], job[b"timeout"]) for job in jobs if job.get(b"origin") == b"videos"} == {
+            (b"videos", b"12000")
+        }
         for member in connection.zrange(started, 0, -1):
             connection.zadd(started, {member: 1}, xx=True)
         connection.close()

@@ -1,16 +1,14 @@
-"""Tiny real videos for the videos/ tests: a dev photo with faces (or one without) filmed by a
-panning camera, made with PyAV; with a tone for a sound track; in other containers; cut short."""
+"""Tiny real videos for the videos/ tests: a dev photo with two faces filmed by a panning camera,
+made with PyAV (vision.clips), in H.264 MP4 or another container, with a tone for a sound track."""
 
-import fractions
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
 from tests.cameras import FACES_PHOTO
 from tests.conftest import require_dev_set
-from vision.clips import pan_frames
+from vision.clips import pan_frames, write_video
 from vision.video import write_h264
 
 WIDTH, HEIGHT = 320, 240
@@ -27,32 +25,13 @@ def faces_clip(path: Path, *, seconds: float = 1, fps: int = 10, width: int = WI
     return path
 
 
-def clip_in(path: Path, *, container: str, codec: str, seconds: float = 1, fps: int = 10, audio: bool = False) -> Path:
-    """The same panning camera in another container and codec (e.g. matroska + libx264, avi + mjpeg,
-    webm + libvpx), with a 440 Hz tone as its sound track when `audio`."""
-    frames = list(pan_frames(faces_photo(), width=WIDTH, height=HEIGHT, frames=round(seconds * fps)))
-    with av.open(str(path), "w", format=container) as output:
-        video = output.add_stream(codec, rate=fps)
-        video.width, video.height = WIDTH, HEIGHT
-        video.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-        sound = None
-        if audio:
-            sound = output.add_stream("aac" if container in ("mp4", "mov") else "libopus", rate=48000)
-            sound.layout = "mono"
-        for bgr in frames:
-            output.mux(video.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")))
-        output.mux(video.encode(None))
-        if sound is not None:
-            samples_per_frame = 960
-            total = round(seconds * 48000)
-            for start in range(0, total, samples_per_frame):
-                times = (np.arange(start, start + samples_per_frame) / 48000).astype(np.float32)
-                tone = (0.2 * np.sin(2 * np.pi * 440 * times)).astype(np.float32)[np.newaxis, :]
-                frame = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
-                frame.sample_rate, frame.pts, frame.time_base = 48000, start, fractions.Fraction(1, 48000)
-                output.mux(sound.encode(frame))
-            output.mux(sound.encode(None))
-    return path
+def clip_in(
+    path: Path, *, container: str, codec: str, seconds: float = 1, fps: int = 10, audio: str | None = None
+) -> Path:
+    """The same panning camera in another container and codec (vision.clips.write_video), with a
+    tone in the `audio` encoder for as long as the video."""
+    frames = pan_frames(faces_photo(), width=WIDTH, height=HEIGHT, frames=round(seconds * fps))
+    return write_video(path, frames, fps=fps, container=container, codec=codec, audio=audio, audio_seconds=seconds)
 
 
 def wait_until(condition, what: str, *, seconds: float = 60) -> None:

@@ -31,6 +31,7 @@ from detection.loadbench import cpu_model, own_cpu_seconds
 from detection.pipeline import find_faces
 from vision.evaluation import SETTINGS, Scored, score_setting
 from vision.imaging import ANONYMISE_MARGIN, ANONYMISING_STYLES
+from vision.tracking import detection_floor
 from vision.video import write_h264
 from vision.video_evaluation import (
     CLIP_FPS,
@@ -80,7 +81,9 @@ def default_setup() -> Setup:
 
 
 def video_limits() -> VideoLimits:
-    return VideoLimits(max_seconds=settings.MAX_VIDEO_SECONDS, max_pixels=settings.MAX_VIDEO_PIXELS)
+    return VideoLimits(
+        max_seconds=settings.MAX_VIDEO_SECONDS, max_pixels=settings.MAX_VIDEO_PIXELS, max_fps=settings.MAX_VIDEO_FPS
+    )
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -142,7 +145,7 @@ def measure_accuracy(
     shared = {
         profile: SharedDetections(
             profile=profile,
-            floor=min(setup.min_confidence for setup in setups if setup.profile == profile),
+            floor=detection_floor(min(setup.min_confidence for setup in setups if setup.profile == profile)),
             threads=settings.DETECTOR_THREADS,
             engine=settings.DETECTOR_ENGINE,
         )
@@ -152,12 +155,12 @@ def measure_accuracy(
     output = folder / "processed.mp4"
     for setup in setups:
         tally, tracks = VideoTally(), 0
-        detect = partial(shared[setup.profile].faces, min_confidence=setup.min_confidence)
         for clip in progress(clips):
             processed = process_video(
                 clip.path,
                 output,
-                find_faces=detect,
+                find_faces=shared[setup.profile].faces,
+                min_confidence=setup.min_confidence,
                 style=style,
                 detect_every=setup.detect_every,
                 limits=video_limits(),
@@ -234,9 +237,10 @@ def measure_speed(
     CPU time per frame; peak RSS over the runs. Run it in a fresh process (in_fresh_process)."""
     all_cpus = os.sched_getaffinity(0)
     output = clips[0].path.with_name(f"speed-{os.getpid()}.mp4")
-    detect = partial(find_faces, min_confidence=setup.min_confidence, profile=setup.profile)
+    detect = partial(find_faces, profile=setup.profile)
     width, height = parse_size(size)
-    detect(np.zeros((height, width, 3), np.uint8))  # the detector's session, made before timing
+    # The detector's session, made before timing.
+    detect(np.zeros((height, width, 3), np.uint8), min_confidence=setup.min_confidence)
     if one_core:
         pin_threads({min(all_cpus)})
     runs, rss_before = [], rss_mb("VmRSS")
@@ -249,6 +253,7 @@ def measure_speed(
                     clip.path,
                     output,
                     find_faces=detect,
+                    min_confidence=setup.min_confidence,
                     style=style,
                     detect_every=setup.detect_every,
                     limits=video_limits(),
@@ -303,8 +308,9 @@ def measure_long_video(photo: Photo, folder: Path, *, seconds: float, setup: Set
     path = folder / "long-1080p.mp4"
     frames = pan_frames(read_photo(photo), width=1920, height=1080, frames=round(seconds * CLIP_FPS))
     write_h264(path, frames, fps=CLIP_FPS, keyframe_interval=CLIP_FPS * KEYFRAME_SECONDS)
-    detect = partial(find_faces, min_confidence=setup.min_confidence, profile=setup.profile)
-    detect(np.zeros((1080, 1920, 3), np.uint8))  # the detector's session, made before measuring
+    detect = partial(find_faces, profile=setup.profile)
+    # The detector's session, made before measuring.
+    detect(np.zeros((1080, 1920, 3), np.uint8), min_confidence=setup.min_confidence)
     before = rss_mb("VmRSS")
     reset_peak_rss()
     started = time.perf_counter()
@@ -313,6 +319,7 @@ def measure_long_video(photo: Photo, folder: Path, *, seconds: float, setup: Set
             path,
             folder / "long-processed.mp4",
             find_faces=detect,
+            min_confidence=setup.min_confidence,
             style=STYLE,
             detect_every=setup.detect_every,
             limits=video_limits(),

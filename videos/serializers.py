@@ -9,8 +9,7 @@ from detection.serializers import DetectionErrorSerializer
 from videos.models import Video
 from vision.detector import PROFILES
 from vision.imaging import ANNOTATORS
-
-MAX_DETECT_EVERY = 10
+from vision.video_pipeline import MAX_DETECT_EVERY
 
 
 def _url(field) -> str | None:

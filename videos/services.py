@@ -35,6 +35,7 @@ from vision.errors import (
     QueueUnavailable,
     VideoCancelled,
     VideoEmpty,
+    VideoQueueFull,
     VideoTooLarge,
     WorkerLost,
 )
@@ -53,8 +54,9 @@ MESSAGE_TYPES = {
     Video.Status.DONE: "video.done",
     Video.Status.FAILED: "video.failed",
 }
-# Set when this process stops (facesite.serve's graceful stop): its running video stops within about
-# a second and goes back to pending, to run again when the server is back.
+# Set when this process stops (facesite.serve's graceful stop, a worker's SIGTERM): its running video
+# stops within about a second and goes back to pending, to run again when the server is back (or, in
+# queue mode, on the next worker: it is queued again).
 stopping = threading.Event()
 # The videos this process is running now (their ids).
 _running: set[str] = set()
@@ -66,7 +68,9 @@ def running_here() -> bool:
 
 
 def video_limits() -> VideoLimits:
-    return VideoLimits(max_seconds=settings.MAX_VIDEO_SECONDS, max_pixels=settings.MAX_VIDEO_PIXELS)
+    return VideoLimits(
+        max_seconds=settings.MAX_VIDEO_SECONDS, max_pixels=settings.MAX_VIDEO_PIXELS, max_fps=settings.MAX_VIDEO_FPS
+    )
 
 
 def too_many_video_bytes(size: int) -> VideoTooLarge:
@@ -89,6 +93,12 @@ def video_create(
         raise VideoEmpty("The video is empty (0 bytes).")
     if upload.size > settings.MAX_VIDEO_BYTES:
         raise too_many_video_bytes(upload.size)
+    unfinished = Video.objects.filter(status__in=[Video.Status.PENDING, Video.Status.RUNNING]).count()
+    if unfinished >= settings.MAX_PENDING_VIDEOS:
+        raise VideoQueueFull(
+            f"{unfinished} videos are waiting or being processed, as many as this server takes "
+            f"(MAX_PENDING_VIDEOS); try again once some are done."
+        )
     with _local_path(upload) as path:
         info = probe_video(path, limits=video_limits())
     video = Video(
@@ -161,6 +171,7 @@ def video_process(*, video_id: str) -> None:
     no partial output is ever stored as done."""
     if stopping.is_set():  # this process is stopping: the video waits for the next start (or another worker)
         logger.info("video left pending: the process is stopping", extra={"fields": {"video_id": video_id}})
+        _requeue(video_id)
         return
     claimed = Video.objects.filter(id=video_id, status=Video.Status.PENDING).update(
         status=Video.Status.RUNNING, runner=process_identity(), updated_at=timezone.now()
@@ -178,6 +189,7 @@ def video_process(*, video_id: str) -> None:
     except VideoCancelled:
         if stopping.is_set() and _set_back_to_pending(video_id):
             logger.info("video interrupted: pending again", extra={"fields": {"video_id": video_id}})
+            _requeue(video_id)
         else:
             logger.info("video cancelled", extra={"fields": {"video_id": video_id}})
     except DetectionError as error:
@@ -194,12 +206,12 @@ def _process(video: Video, work: Path) -> None:
     started = time.perf_counter()
     tenant = f"video:{video.id}"
 
-    def faces_in(bgr: np.ndarray) -> list[Face]:
+    def faces_in(bgr: np.ndarray, *, min_confidence: float) -> list[Face]:
         # A turn per detected frame: uploads and streams keep getting theirs while a video runs.
         with slots.turn(tenant):
             return find_faces(
                 bgr,
-                min_confidence=video.min_confidence,
+                min_confidence=min_confidence,
                 profile=video.detector_profile,
                 min_face_size=video.min_face_size,
             )
@@ -209,6 +221,7 @@ def _process(video: Video, work: Path) -> None:
         _source_path(video, work),
         destination,
         find_faces=faces_in,
+        min_confidence=video.min_confidence,
         style=video.annotate_style,
         detect_every=video.detect_every,
         limits=video_limits(),
@@ -277,7 +290,7 @@ class ProgressReporter:
 
     def __init__(self, video: Video) -> None:
         self.video = video
-        self.last = 0.0
+        self.last = time.monotonic()  # made with the message that says the video started
 
     def __call__(self, progress: VideoProgress) -> None:
         now = time.monotonic()
@@ -299,6 +312,15 @@ class ProgressReporter:
 def _should_stop(video_id: uuid.UUID) -> bool:
     """Polled by the pipeline about once a second: the process is stopping, or the video was deleted."""
     return stopping.is_set() or not Video.objects.filter(id=video_id, status=Video.Status.RUNNING).exists()
+
+
+def _requeue(video_id: str) -> None:
+    """A video this process will not run after all, queued again for another worker (queue mode);
+    in embedded mode the server's next start takes up the pending ones (video_resume)."""
+    from videos.tasks import process_video_task, runs_in_server
+
+    if not runs_in_server():
+        process_video_task.enqueue(video_id)
 
 
 def _set_back_to_pending(video_id: str) -> bool:

@@ -75,6 +75,13 @@ class ServerBusy(DetectionError):
     retry_after = 2
 
 
+class VideoQueueFull(DetectionError):
+    """As many videos wait or run as the server takes (MAX_PENDING_VIDEOS): each costs minutes of CPU."""
+
+    code = "video_queue_full"
+    retry_after = 60
+
+
 class QueueUnavailable(DetectionError):
     code = "queue_unavailable"
     retry_after = 10

@@ -297,34 +297,49 @@ BLUR_SHRINK = 4
 def blur_faces(bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
     """A copy with each face blurred beyond recognition."""
     anonymised = bgr.copy()
-    for face in faces:
-        region = _face_region(anonymised, face)
-        height, width = region.shape[:2]
-        # A kernel about half the face wide leaves no feature to recognise.
-        kernel = max(3, (min(height, width) // 2) | 1)
-        shrink = BLUR_SHRINK if min(height, width) >= 8 * BLUR_SHRINK else 1
-        if shrink == 1:
-            region[:] = cv2.GaussianBlur(region, (kernel, kernel), 0)
-            continue
-        small = cv2.resize(region, (max(1, width // shrink), max(1, height // shrink)), interpolation=cv2.INTER_AREA)
-        small = cv2.GaussianBlur(small, (max(3, (kernel // shrink) | 1),) * 2, 0)
-        region[:] = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    anonymise_in_place(anonymised, faces, style="blur")
     return anonymised
 
 
 def pixelate_faces(bgr: np.ndarray, faces: list[Face], *, blocks: int = 8) -> np.ndarray:
     """A copy with each face replaced by a mosaic about `blocks` squares across."""
     anonymised = bgr.copy()
-    for face in faces:
-        region = _face_region(anonymised, face)
-        height, width = region.shape[:2]
-        small = cv2.resize(
-            region,
-            (max(1, width * blocks // max(width, height)), max(1, height * blocks // max(width, height))),
-            interpolation=cv2.INTER_AREA,
-        )
-        region[:] = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
+    anonymise_in_place(anonymised, faces, style="pixelate", blocks=blocks)
     return anonymised
+
+
+def anonymise_in_place(image: np.ndarray, faces: list[Face], *, style: str, blocks: int = 8) -> None:
+    """Blurs or pixelates each face's region (see _face_region) of the image itself: BGR, or one
+    plane of a video frame's (vision.video_pipeline)."""
+    for face in faces:
+        region = _face_region(image, face)
+        if style == "blur":
+            _blur(region)
+        else:
+            _pixelate(region, blocks=blocks)
+
+
+def _blur(region: np.ndarray) -> None:
+    height, width = region.shape[:2]
+    # A kernel about half the face wide leaves no feature to recognise.
+    kernel = max(3, (min(height, width) // 2) | 1)
+    shrink = BLUR_SHRINK if min(height, width) >= 8 * BLUR_SHRINK else 1
+    if shrink == 1:
+        region[:] = cv2.GaussianBlur(region, (kernel, kernel), 0)
+        return
+    small = cv2.resize(region, (max(1, width // shrink), max(1, height // shrink)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (max(3, (kernel // shrink) | 1),) * 2, 0)
+    region[:] = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _pixelate(region: np.ndarray, *, blocks: int) -> None:
+    height, width = region.shape[:2]
+    small = cv2.resize(
+        region,
+        (max(1, width * blocks // max(width, height)), max(1, height * blocks // max(width, height))),
+        interpolation=cv2.INTER_AREA,
+    )
+    region[:] = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
 def _face_region(bgr: np.ndarray, face: Face) -> np.ndarray:

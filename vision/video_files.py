@@ -26,15 +26,36 @@ RIFF_MAGIC, AVI_MAGIC = b"RIFF", b"AVI "
 # WebM is Matroska restricted to these codecs; FFmpeg names both one demuxer.
 WEBM_VIDEO_CODECS = {"vp8", "vp9", "av1"}
 WEBM_AUDIO_CODECS = {"opus", "vorbis"}
+# Bytes FFmpeg reads when opening a file to learn its streams (its probesize, 5 MB by default): our
+# containers name their codecs in their headers, and what it reads it keeps as packets, 500 bytes
+# each however small: 5 MB of 8-byte MKV blocks were 1.2 GB and 6 s of CPU in the upload's request.
+PROBE_BYTES = 200_000
+OPEN_OPTIONS = {**FILE_OPTIONS, "probesize": str(PROBE_BYTES)}
 # Seconds FFmpeg may spend opening the file, then on each read (a file on a stalled network disk).
 OPEN_TIMEOUT = 10.0
 READ_TIMEOUT = 10.0
+
+
+# Frames a second past which a video is refused (phones' slow motion is 240). The work is per frame, not
+# per second: without it a 16x16 video at 1000 fps (13 bytes a frame) costs 2 ms of CPU a frame, half
+# an hour for a 10 MB upload of 600 s.
+MAX_FPS = 240.0
+# Packets (of every stream) the probe reads for the first frame before giving up: a stream cut from a
+# camera may start seconds before its first keyframe (10 s at 60 fps with sound is 1100), not thousands.
+MAX_PACKETS_BEFORE_FIRST_FRAME = 5000
+# H.264's 4:2:0 needs even sides: a 1-pixel side is cropped to nothing.
+MIN_SIDE = 2
 
 
 @dataclass(frozen=True)
 class VideoLimits:
     max_seconds: float
     max_pixels: int  # width * height, e.g. 3840 * 2160
+    max_fps: float = MAX_FPS
+
+    @property
+    def max_frames(self) -> int:
+        return int(self.max_seconds * self.max_fps)
 
 
 @dataclass(frozen=True)
@@ -74,7 +95,8 @@ def looks_like_video(head: bytes) -> bool:
 
 def open_video_file(path: Path) -> av.container.InputContainer:
     """The file opened for reading, after the checks its first bytes allow; FFmpeg may read nothing
-    but that file (FILE_OPTIONS) and each read is bounded in time."""
+    but that file (FILE_OPTIONS), what it reads to learn the streams is bounded (PROBE_BYTES), and
+    each read is bounded in time."""
     with path.open("rb") as file:
         head = file.read(12)
     if not head:
@@ -82,7 +104,7 @@ def open_video_file(path: Path) -> av.container.InputContainer:
     if not looks_like_video(head):
         raise UnsupportedVideoFormat(f"The file is not a video in a supported format. Send {VIDEO_FORMATS_TEXT}.")
     try:
-        container = av.open(str(path), options=FILE_OPTIONS, timeout=(OPEN_TIMEOUT, READ_TIMEOUT))
+        container = av.open(str(path), options=OPEN_OPTIONS, timeout=(OPEN_TIMEOUT, READ_TIMEOUT))
     except av.FFmpegError as error:
         raise CorruptVideo(f"The video cannot be read, it is damaged or truncated ({error.strerror}).") from None
     if container.format.name not in DEMUXERS:
@@ -115,7 +137,40 @@ def duration_seconds(container: av.container.InputContainer, stream: av.video.st
     return None
 
 
+def limit_frame_size(stream: av.video.stream.VideoStream, *, limits: VideoLimits) -> None:
+    """The decoder refuses frames over the pixel limit before allocating them (FFmpeg's max_pixels):
+    the header's size binds no frame, and an MJPEG (or H.264 with a new SPS) 32x32 at first can go on
+    with 65535x65535 frames, 19 GB of pixels from a 30 MB file. A refused frame is EINVAL
+    (av.error.ArgumentError) from then on: see frame_too_large. The decoder is opened here, so that
+    one that cannot open (EINVAL too) is told apart: a corrupt video."""
+    context = stream.codec_context
+    context.options = {**context.options, "max_pixels": str(limits.max_pixels)}
+    try:
+        context.open(strict=False)
+    except av.FFmpegError as error:
+        raise CorruptVideo(f"The video cannot be decoded ({error.strerror}).") from None
+
+
+def frame_too_large(limits: VideoLimits) -> VideoTooLarge:
+    return VideoTooLarge(
+        f"A frame of the video is larger than its first: over the limit of {limits.max_pixels} pixels "
+        "(3840x2160 is 8294400)."
+    )
+
+
+def check_frames(*, fps: float, frames: int, limits: VideoLimits) -> None:
+    if fps > limits.max_fps:
+        raise VideoTooLarge(f"The video has {fps:g} frames a second; the limit is {limits.max_fps:g}.")
+    if frames > limits.max_frames:
+        raise VideoTooLarge(
+            f"The video has {frames} frames; the limit is {limits.max_frames} "
+            f"({limits.max_seconds:g} s at {limits.max_fps:g} frames a second)."
+        )
+
+
 def check_limits(*, width: int, height: int, seconds: float | None, limits: VideoLimits) -> None:
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise CorruptVideo(f"The video's frames are {width}x{height} pixels: too small to be a video.")
     if width * height > limits.max_pixels:
         raise VideoTooLarge(
             f"The video is {width}x{height} = {width * height} pixels a frame; the limit is {limits.max_pixels} "
@@ -136,15 +191,18 @@ def probe_video(path: Path, *, limits: VideoLimits) -> VideoInfo:
             raise CorruptVideo("The video's frames have no size: it is damaged or in a codec that cannot be decoded.")
         seconds = duration_seconds(container, stream)
         check_limits(width=context.width, height=context.height, seconds=seconds, limits=limits)
-        first = first_frame(container, stream)
-        rotation = clockwise_rotation(first)
-        width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
-        check_limits(width=width, height=height, seconds=None, limits=limits)
         rate = frame_rate(stream)
         fps = float(rate) if rate else 25.0
         if seconds is None:
             seconds = stream.frames / fps if stream.frames else 0.0
         frames = stream.frames or max(1, round(seconds * fps))
+        # Before decoding anything: the first frame may be far into the file.
+        check_frames(fps=fps, frames=frames, limits=limits)
+        limit_frame_size(stream, limits=limits)
+        first = first_frame(container, stream, limits=limits)
+        rotation = clockwise_rotation(first)
+        width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
+        check_limits(width=width, height=height, seconds=None, limits=limits)
         return VideoInfo(
             container=container_name(container, video_codec=context.codec.canonical_name),
             codec=context.codec.canonical_name,
@@ -158,10 +216,25 @@ def probe_video(path: Path, *, limits: VideoLimits) -> VideoInfo:
         )
 
 
-def first_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> av.VideoFrame:
+def first_frame(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, *, limits: VideoLimits
+) -> av.VideoFrame:
+    # The probe runs in the upload's request: a file of packets that decode to nothing (no keyframe)
+    # would have it read all of it (1.8 s of CPU a MB of 64x48 frames).
+    packets = 0
     try:
-        for frame in container.decode(stream):
-            return frame
+        for packet in container.demux():  # every stream's packets counted: 1M tiny PCM ones were 3.4 s
+            packets += 1
+            if packet.stream.index == stream.index:
+                for frame in stream.decode(packet):
+                    return frame
+            if packets > MAX_PACKETS_BEFORE_FIRST_FRAME:
+                raise CorruptVideo(
+                    f"No frame of the video decodes from its first {MAX_PACKETS_BEFORE_FIRST_FRAME} packets: "
+                    "it is damaged."
+                )
+    except av.error.ArgumentError:
+        raise frame_too_large(limits) from None
     except av.FFmpegError as error:
         raise CorruptVideo(f"The video cannot be decoded ({error.strerror}).") from None
     raise CorruptVideo("The video has no frames that can be decoded.")

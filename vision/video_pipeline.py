@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import av
 import av.audio.stream
@@ -26,38 +28,54 @@ import av.container
 import cv2
 import numpy as np
 
-from vision.errors import CorruptVideo, VideoCancelled, VideoTooLarge
+from vision.errors import CorruptVideo, InvalidParameter, VideoCancelled, VideoTooLarge
 from vision.faces import Box, Face
-from vision.imaging import annotate, encode_jpeg
-from vision.tracking import FaceTracker, Track, TrackedBox
+from vision.imaging import ANONYMISING_STYLES, annotate, anonymise_in_place, encode_jpeg
+from vision.tracking import FaceTracker, Track, TrackedBox, detection_floor
 from vision.video_files import (
     VideoInfo,
     VideoLimits,
     clockwise_rotation,
     frame_rate,
+    frame_too_large,
+    limit_frame_size,
     open_video_file,
     probe_video,
 )
 
-# x264's speed preset and quality: `make bench-video` measured the presets (README); crf 23 is
-# x264's default, visually close to the input for the frame sizes phones record.
+
+class FindFaces(Protocol):
+    """The detector as the caller sets it up (profile, threads, minimum face size): the faces in an
+    upright BGR frame down to `min_confidence`."""
+
+    def __call__(self, bgr: np.ndarray, *, min_confidence: float) -> list[Face]: ...
+
+
+# x264's speed preset and quality. CPU per 1080p frame on one thread, bits at crf 23, PSNR of Y, on
+# a pan over a dev photo: ultrafast 18 ms, 4.2 Mbit/s, 41.9 dB; superfast 26 ms, 4.4 Mbit/s, 45.0 dB;
+# veryfast 34 to 46 ms, 2.7 Mbit/s, 42.9 dB. Encoding is most of a video's work: superfast is what
+# lets 1080p run in real time on two cores, at a better quality for 60% more bytes than veryfast.
 X264_PRESET = "superfast"
 X264_CRF = 23
 # Audio codecs an MP4 holds that every browser plays: copied as they are; any other is made AAC.
 COPIED_AUDIO = {"aac", "mp3"}
 AAC_BIT_RATE = 160_000
 # Frames waiting between two threads: enough to keep each busy, few enough to bound memory
-# (a 1080p BGR frame is 6 MB).
+# (a 1080p I420 frame is 3 MB; from 2 to 6 a 1080p job's peak RSS grew 20 MB).
 QUEUE_FRAMES = 4
+# The most frames apart the detector may run: the tracker holds (MISSED_ROUNDS + 1) rounds of
+# frames back (vision.tracking): 44 of them at 10, 132 MB at 1080p.
+MAX_DETECT_EVERY = 10
 # How often should_stop is asked, in seconds.
 STOP_POLL_SECONDS = 1.0
 # Undecodable packets in a row past which the video is given up as corrupt.
 MAX_UNDECODABLE_PACKETS = 50
+# Audio packets read ahead of the frames they go with, past which a file is refused: a well-muxed
+# file interleaves them a second or so apart (50 packets); 10 000 is minutes of AAC.
+MAX_WAITING_AUDIO_PACKETS = 10_000
 # A file declaring this many frames more than decode is truncated (a few lost at the end are not).
 MISSING_FRAMES_TOLERANCE = 0.02
 ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
-# Styles drawn on the I420 planes directly (see planes()); others on a BGR copy.
-PLANAR_STYLES = {"blur", "pixelate"}
 
 
 @dataclass(frozen=True)
@@ -135,7 +153,8 @@ def process_video(
     source: Path,
     destination: Path,
     *,
-    find_faces: Callable[[np.ndarray], list[Face]],
+    find_faces: FindFaces,
+    min_confidence: float,
     style: str,
     detect_every: int,
     limits: VideoLimits,
@@ -151,10 +170,13 @@ def process_video(
     even sides).
 
     `find_faces` runs on every `detect_every`-th frame (and the last), upright BGR; tracking covers
-    the frames between. `on_progress` is called after every frame (callers throttle), `should_stop`
+    the frames between. A face at `min_confidence` or more starts a track, a weaker one may keep a
+    track going (vision.tracking). `on_progress` is called after every frame (callers throttle), `should_stop`
     about once a second, from the calling thread; it returning True raises VideoCancelled. Raises
     the DetectionError of what is wrong with the file; on any failure `destination` is removed.
     """
+    if not 1 <= detect_every <= MAX_DETECT_EVERY:
+        raise InvalidParameter(f"detect_every must be a whole number from 1 to {MAX_DETECT_EVERY}.")
     try:
         info = probe_video(source, limits=limits)
         return _Job(
@@ -162,6 +184,7 @@ def process_video(
             destination,
             info=info,
             find_faces=find_faces,
+            min_confidence=min_confidence,
             style=style,
             detect_every=detect_every,
             limits=limits,
@@ -179,18 +202,22 @@ class _Job:
         destination: Path,
         *,
         info: VideoInfo,
-        find_faces: Callable[[np.ndarray], list[Face]],
+        find_faces: FindFaces,
+        min_confidence: float,
         style: str,
         detect_every: int,
         limits: VideoLimits,
         threads: int,
     ) -> None:
         self.source, self.destination, self.info = source, destination, info
-        self.find_faces, self.style, self.limits, self.threads = find_faces, style, limits, threads
-        self.detect_every = max(1, detect_every)
+        self.find_faces = partial(find_faces, min_confidence=detection_floor(min_confidence))
+        self.style, self.limits, self.threads = style, limits, threads
+        self.detect_every = detect_every
         # Even sides for 4:2:0.
         self.width, self.height = info.width - info.width % 2, info.height - info.height % 2
-        self.tracker = FaceTracker(width=self.width, height=self.height, detect_every=self.detect_every)
+        self.tracker = FaceTracker(
+            width=self.width, height=self.height, detect_every=self.detect_every, min_confidence=min_confidence
+        )
         self.stopping = threading.Event()
         self.decoded = _Pipe(self.stopping)
         self.tracked = _Pipe(self.stopping)
@@ -314,6 +341,7 @@ class _Job:
         video = container.streams.video[0]
         video.codec_context.thread_type = "AUTO"
         video.codec_context.thread_count = self.threads
+        limit_frame_size(video, limits=self.limits)
         streams = [video, *container.streams.audio[:1]]
         rate = frame_rate(video) or Fraction(25)
         rotation = None
@@ -324,6 +352,7 @@ class _Job:
             for packet in container.demux(streams):
                 if packet.stream.type == "audio":
                     if packet.size:
+                        self._check_audio(packet)
                         self.audio.put(packet)
                     continue
                 try:
@@ -347,6 +376,8 @@ class _Job:
                     seconds = float((pts - (video.start_time or 0)) * video.time_base)
                     if seconds > self.limits.max_seconds + 1:
                         raise VideoTooLarge(f"The video lasts over {self.limits.max_seconds:g} s, the limit.")
+                    if index >= self.limits.max_frames:  # the header's count binds no one; timestamps may crawl
+                        raise VideoTooLarge(f"The video has over {self.limits.max_frames} frames, the limit.")
                     with self._timed("convert"):
                         yuv = self._upright(frame, rotation)
                     self.decoded.put(_Frame(index=index, pts=pts, duration=frame.duration or 0, yuv=yuv))
@@ -354,6 +385,8 @@ class _Job:
                     self.frames_decoded = index
         except av.error.ExitError:
             raise CorruptVideo("Reading the video stalled.") from None
+        except av.error.ArgumentError:
+            raise frame_too_large(self.limits) from None
         except av.FFmpegError as error:
             raise CorruptVideo(f"The video cannot be decoded ({error.strerror}).") from None
         if index == 0:
@@ -362,6 +395,20 @@ class _Job:
             raise CorruptVideo(f"The video is truncated: {index} of its {video.frames} frames can be decoded.")
         self.audio.put(_END)
         self.decoded.put(_END)
+
+    def _check_audio(self, packet: av.Packet) -> None:
+        """The sound is bounded as the pictures are: its duration, and the packets waiting for the
+        pictures they go with (the queue to the encoder is not bounded: it is drained after each
+        frame written). Millions of 2-byte PCM packets between two frames were 280 bytes of memory
+        and 60 us of CPU each (300 000 in a 2.4 MB file: 19 s, 85 MB)."""
+        timed = packet.pts is not None and packet.time_base is not None
+        if timed and float(packet.pts * packet.time_base) > self.limits.max_seconds + 1:
+            raise VideoTooLarge(f"The video's sound lasts over {self.limits.max_seconds:g} s, the limit.")
+        if self.audio.qsize() >= MAX_WAITING_AUDIO_PACKETS:
+            raise CorruptVideo(
+                f"The video's sound runs over {MAX_WAITING_AUDIO_PACKETS} packets ahead of its pictures: "
+                "it is not interleaved."
+            )
 
     def _upright(self, frame: av.VideoFrame, rotation: int) -> np.ndarray:
         """The frame as I420 planes at the output's size, turned upright."""
@@ -432,7 +479,7 @@ def annotate_i420(yuv: np.ndarray, faces: list[Face], *, style: str) -> np.ndarr
     each plane (faces halved on U and V) as on BGR, without the two conversions (~10 ms at 1080p)."""
     if not faces:
         return yuv
-    if style not in PLANAR_STYLES:
+    if style not in ANONYMISING_STYLES:  # boxes, labels and dots are drawn in colour, on BGR
         bgr = annotate(cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420), faces, style=style)
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
     halved = [
@@ -443,8 +490,12 @@ def annotate_i420(yuv: np.ndarray, faces: list[Face], *, style: str) -> np.ndarr
         )
         for face in faces
     ]
-    luma, u, v = planes(yuv)
-    return i420(annotate(luma, faces, style=style), annotate(u, halved, style=style), annotate(v, halved, style=style))
+    anonymised = yuv.copy()
+    luma, u, v = planes(anonymised)
+    anonymise_in_place(luma, faces, style=style)
+    anonymise_in_place(u, halved, style=style)
+    anonymise_in_place(v, halved, style=style)
+    return anonymised
 
 
 class _AudioCopy:

@@ -9,6 +9,7 @@ from rq.queue import Queue
 
 from detection.tasks import runs_in_request
 from facesite.task_backends import VIDEO_QUEUE
+from videos.services import stopping as video_stopping
 
 # A job's place in RQ's registry of started jobs lasts this long unless renewed. RQ's SimpleWorker runs
 # the job in its own thread and renews nothing meanwhile, so it sets it to the job's whole timeout (a
@@ -25,6 +26,9 @@ class DetectionWorker(SimpleWorker):
     Here the model loads once, on the first job, and stays."""
 
     def _shutdown(self) -> None:
+        # A video in hand may have an hour to go (a photo, a second): it stops within about a second
+        # instead, pending again and queued for the next worker (videos.services.stopping).
+        video_stopping.set()
         # RQ's SIGTERM handler raises StopRequested in whatever the worker is doing. Inside a log call (its
         # registry cleanup logs each abandoned detection it fails) logging swallows it, and the worker went
         # on waiting for jobs until SIGKILL. With the flag, its loop stops at the next check either way.
@@ -62,7 +66,7 @@ class DetectionWorker(SimpleWorker):
 class Command(BaseCommand):
     help = (
         "Run queued detections and videos (TASKS_BACKEND=rq), one at a time, photos first, until stopped "
-        "(SIGTERM finishes the current one)."
+        "(SIGTERM finishes the detection in hand; a video in hand is queued again for the next worker)."
     )
 
     def handle(self, *args: object, **options: object) -> None:
