@@ -31,7 +31,7 @@ def test_the_command_scores_clips_and_times_both_sizes(tmp_path, capsys):
     )
 
     printed = capsys.readouterr().out
-    assert "coverage % easy / medium / hard" in printed and "peak RSS MB" in printed
+    assert "coverage % easy / medium / hard" in printed and "RSS before / peak MB" in printed
     report = json.loads(report_path.read_text())
     assert [(row["min_confidence"], row["detect_every"]) for row in report["accuracy"]] == [(0.4, 3), (0.6, 3)]
     for row in report["accuracy"]:
