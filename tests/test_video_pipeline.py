@@ -205,3 +205,17 @@ def test_detecting_too_rarely_is_refused_before_any_work(tmp_path, people):
         with pytest.raises(InvalidParameter, match=f"from 1 to {MAX_DETECT_EVERY}"):
             process(source, tmp_path / "out.mp4", detect_every=detect_every)
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_full_range_camera_video_keeps_its_brightness(tmp_path):
+    # MJPEG (webcams, older cameras) uses all 256 levels, H.264 in browsers 16 to 235: converted, not copied.
+    coffee = cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR)
+    frames = still_frames(coffee, width=320, height=240, frames=6)
+    source = write_video(tmp_path / "webcam.avi", frames, container="avi", codec="mjpeg")
+
+    process(source, tmp_path / "out.mp4", detect_every=1)
+
+    original, output = decoded(source)[3].astype(int), decoded(tmp_path / "out.mp4")[3].astype(int)
+    difference = output - original
+    assert abs(difference.mean()) < 1  # no shift of brightness
+    assert np.abs(difference).mean() < 5

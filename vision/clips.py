@@ -75,7 +75,7 @@ def write_video(
             if video is None:
                 video = output.add_stream(codec, rate=fps)
                 video.height, video.width = bgr.shape[:2]
-                video.pix_fmt = "yuv420p"
+                video.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"  # MJPEG: full range, as JPEG
                 if codec == "libx264":
                     video.options = {"preset": "ultrafast"}
                 if timestamps_ms is not None:
