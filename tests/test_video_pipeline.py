@@ -219,3 +219,27 @@ def test_a_full_range_camera_video_keeps_its_brightness(tmp_path):
     difference = output - original
     assert abs(difference.mean()) < 1  # no shift of brightness
     assert np.abs(difference).mean() < 5
+
+
+def test_an_iphone_style_hevc_video_comes_out_upright_h264_with_its_sound(tmp_path, people):
+    # HEVC, 10 bits, in a MOV, recorded sideways with a rotation to apply, AAC sound.
+    stored = [cv2.rotate(frame[:, 200:440], cv2.ROTATE_90_COUNTERCLOCKWISE) for frame in people[:8]]
+    source = write_video(
+        tmp_path / "IMG_0001.MOV",
+        stored,
+        container="mov",
+        codec="libx265",
+        pix_fmt="yuv420p10le",
+        rotation=90,
+        audio="aac",
+        audio_seconds=0.3,
+    )
+
+    result = process(source, tmp_path / "out.mp4")
+
+    assert (result.info.container, result.info.codec, result.info.rotation) == ("mov", "hevc", 90)
+    with av.open(str(tmp_path / "out.mp4")) as output:
+        assert [stream.codec.canonical_name for stream in output.streams] == ["h264", "aac"]
+        first = next(output.decode(video=0))
+    assert (first.width, first.height, first.format.name) == (240, 360, "yuv420p")
+    assert result.frames == 8
