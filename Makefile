@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8282
 WORKERS ?= 1
 
-.PHONY: run worker cameras test lint superuser bench-detector bench-load bench-stream bench-cameras detector-model examples mutation
+.PHONY: run worker cameras test lint superuser bench-detector bench-load bench-stream bench-cameras bench-video detector-model examples mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,15 @@ bench-stream: $(VENV)/.dev-installed
 # what the samples need and every frame. JSON: bench-cameras.json.
 bench-cameras: $(VENV)/.dev-installed
 	$(BIN)/python manage.py bench_cameras --dataset $(DATASET) --output bench-cameras.json $(ARGS)
+
+# Video: a 3-second 25 fps clip panning and zooming over each photo of DATASET (some frames motion-blurred,
+# JPEG-damaged or dark), its WIDER faces known in every frame, through the upload's video pipeline with the
+# video defaults (VIDEO_PROFILE, VIDEO_MIN_CONFIDENCE, VIDEO_DETECT_EVERY): face-frame coverage, leaks and
+# over-blur per setting, then speed at 720p and 1080p on one core and the whole machine, and peak RSS.
+# A sweep, e.g. ARGS="--limit 40 --profiles fast,balanced --min-confidence 0.3,0.4,0.5 --detect-every 1,2,3,4".
+# JSON: bench-video.json.
+bench-video: $(VENV)/.dev-installed
+	$(BIN)/python manage.py bench_video --dataset $(DATASET) --json bench-video.json $(ARGS)
 
 # The annotated examples in the README (docs/examples/), from scikit-image's photos.
 examples: $(VENV)/.dev-installed

@@ -35,6 +35,8 @@ from vision.video_files import (
     VideoLimits,
     clockwise_rotation,
     frame_rate,
+    frame_too_large,
+    limit_frame_size,
     open_video_file,
     probe_video,
 )
@@ -320,6 +322,7 @@ class _Job:
         video = container.streams.video[0]
         video.codec_context.thread_type = "AUTO"
         video.codec_context.thread_count = self.threads
+        limit_frame_size(video, limits=self.limits)
         streams = [video, *container.streams.audio[:1]]
         rate = frame_rate(video) or Fraction(25)
         rotation = None
@@ -353,6 +356,8 @@ class _Job:
                     seconds = float((pts - (video.start_time or 0)) * video.time_base)
                     if seconds > self.limits.max_seconds + 1:
                         raise VideoTooLarge(f"The video lasts over {self.limits.max_seconds:g} s, the limit.")
+                    if index >= self.limits.max_frames:  # the header's count binds no one; timestamps may crawl
+                        raise VideoTooLarge(f"The video has over {self.limits.max_frames} frames, the limit.")
                     with self._timed("convert"):
                         yuv = self._upright(frame, rotation)
                     self.decoded.put(_Frame(index=index, pts=pts, duration=frame.duration or 0, yuv=yuv))
@@ -360,6 +365,8 @@ class _Job:
                     self.frames_decoded = index
         except av.error.ExitError:
             raise CorruptVideo("Reading the video stalled.") from None
+        except av.error.ArgumentError:
+            raise frame_too_large(self.limits) from None
         except av.FFmpegError as error:
             raise CorruptVideo(f"The video cannot be decoded ({error.strerror}).") from None
         if index == 0:

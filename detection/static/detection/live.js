@@ -1,10 +1,13 @@
 // The live page: history from GET /image, new detections pushed on /faces, uploads of every kind.
+import { VIDEO_MESSAGES, catchUpVideos, isVideo, showVideo, videoAccepted } from "./live-videos.js";
+
 const feed = document.getElementById("detections");
 const feedEmpty = document.getElementById("feed-empty");
 const connection = document.getElementById("connection");
 const uploads = document.getElementById("uploads");
 const fileInput = document.getElementById("image");
 const dropZone = document.getElementById("drop-zone");
+const annotate = document.getElementById("annotate");
 const detail = document.getElementById("detail");
 const csrfToken = document.querySelector("[name=csrfmiddlewaretoken]").value;
 
@@ -111,9 +114,14 @@ function connect() {
     attempts = 0;
     setConnection("connected", "Live");
     catchUp().catch(() => {}); // anything that arrived while we were away
+    catchUpVideos(fetchJSON).catch(() => {});
   });
   socket.addEventListener("message", (event) => {
     const message = JSON.parse(event.data);
+    if (VIDEO_MESSAGES.has(message.type)) {
+      showVideo(message.video);
+      return;
+    }
     if (message.type === "detection.created") show(message, { atTop: true });
     settle(message); // this page's own queued upload, if it is one: failures are shown only there
   });
@@ -140,6 +148,7 @@ window.addEventListener("online", () => {
 });
 
 // ---- uploads: picker, drag and drop, paste, camera; one at a time, a progress bar each ----
+// Photos go to /image, videos to /video, both with the style chosen for the faces.
 
 const queue = [];
 let uploading = false;
@@ -169,7 +178,7 @@ function enqueue(files) {
     const row = document.createElement("li");
     const name = document.createElement("span");
     name.className = "upload-name";
-    name.textContent = file.name || "pasted image";
+    name.textContent = file.name || (isVideo(file) ? "pasted video" : "pasted image");
     const progress = document.createElement("progress");
     progress.max = 100;
     progress.value = 0;
@@ -197,10 +206,12 @@ async function next() {
 
 function send({ file, row, progress, status }) {
   return new Promise((resolve) => {
+    const video = isVideo(file);
     const body = new FormData();
-    body.append("image", file, file.name || "pasted-image");
+    body.append(video ? "video" : "image", file, file.name || (video ? "pasted-video" : "pasted-image"));
+    body.append("annotate", annotate.value);
     const request = new XMLHttpRequest();
-    request.open("POST", "/image");
+    request.open("POST", video ? "/video" : "/image");
     request.responseType = "json";
     request.setRequestHeader("Accept", "application/json");
     // When the server needs API keys, a logged-in operator uploads with the session and this token.
@@ -212,7 +223,9 @@ function send({ file, row, progress, status }) {
     request.addEventListener("load", () => {
       progress.value = 100;
       const answer = request.response;
-      if (request.status === 201 && answer) {
+      if (video && request.status === 202 && answer) {
+        videoAccepted(answer, file.name, status);
+      } else if (request.status === 201 && answer) {
         uploaded(status, answer);
       } else if (request.status === 202 && answer) {
         status.textContent = "queued, finding faces…";
@@ -353,6 +366,7 @@ detail.addEventListener("click", (event) => {
 
 // ---- start: history first, then live ----
 
-loadRecent()
-  .catch(() => setConnection("offline", "Cannot load detections"))
-  .finally(connect);
+Promise.all([
+  loadRecent().catch(() => setConnection("offline", "Cannot load detections")),
+  catchUpVideos(fetchJSON).catch(() => {}),
+]).finally(connect);
