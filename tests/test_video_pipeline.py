@@ -206,3 +206,41 @@ def test_detecting_too_rarely_is_refused_before_any_work(tmp_path, people):
         with pytest.raises(InvalidParameter, match=f"from 1 to {MAX_DETECT_EVERY}"):
             process(source, tmp_path / "out.mp4", detect_every=detect_every)
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_full_range_camera_video_keeps_its_brightness(tmp_path):
+    # MJPEG (webcams, older cameras) uses all 256 levels, H.264 in browsers 16 to 235: converted, not copied.
+    coffee = cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR)
+    frames = still_frames(coffee, width=320, height=240, frames=6)
+    source = write_video(tmp_path / "webcam.avi", frames, container="avi", codec="mjpeg")
+
+    process(source, tmp_path / "out.mp4", detect_every=1)
+
+    original, output = decoded(source)[3].astype(int), decoded(tmp_path / "out.mp4")[3].astype(int)
+    difference = output - original
+    assert abs(difference.mean()) < 1  # no shift of brightness
+    assert np.abs(difference).mean() < 5
+
+
+def test_an_iphone_style_hevc_video_comes_out_upright_h264_with_its_sound(tmp_path, people):
+    # HEVC, 10 bits, in a MOV, recorded sideways with a rotation to apply, AAC sound.
+    stored = [cv2.rotate(frame[:, 200:440], cv2.ROTATE_90_COUNTERCLOCKWISE) for frame in people[:8]]
+    source = write_video(
+        tmp_path / "IMG_0001.MOV",
+        stored,
+        container="mov",
+        codec="libx265",
+        pix_fmt="yuv420p10le",
+        rotation=90,
+        audio="aac",
+        audio_seconds=0.3,
+    )
+
+    result = process(source, tmp_path / "out.mp4")
+
+    assert (result.info.container, result.info.codec, result.info.rotation) == ("mov", "hevc", 90)
+    with av.open(str(tmp_path / "out.mp4")) as output:
+        assert [stream.codec.canonical_name for stream in output.streams] == ["h264", "aac"]
+        first = next(output.decode(video=0))
+    assert (first.width, first.height, first.format.name) == (240, 360, "yuv420p")
+    assert result.frames == 8

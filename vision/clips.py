@@ -59,12 +59,14 @@ def write_video(
     rotation: int = 0,
     timestamps_ms: list[int] | None = None,
     faststart: bool = False,
+    pix_fmt: str | None = None,
 ) -> Path:
     """A video file of BGR frames, as phones and cameras make them: `container` (FFmpeg's muxer name:
     "mp4", "mov", "matroska", "webm", "avi"), `codec` (an FFmpeg encoder), with `audio_seconds` of a
     440 Hz tone in the `audio` encoder ("aac", "pcm_s16le", "libopus", ...), turned `rotation` degrees
     clockwise on playing (display matrix: a phone held upright records its frames sideways), frames
-    at `timestamps_ms` (a variable frame rate) rather than every 1/fps s, the index first (`faststart`)."""
+    at `timestamps_ms` (a variable frame rate) rather than every 1/fps s, the index first (`faststart`),
+    in `pix_fmt` ("yuv420p10le": 10 bits, as phones record HDR)."""
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format=container, options=options) as output:
         video = None
@@ -75,9 +77,11 @@ def write_video(
             if video is None:
                 video = output.add_stream(codec, rate=fps)
                 video.height, video.width = bgr.shape[:2]
-                video.pix_fmt = "yuv420p"
+                video.pix_fmt = pix_fmt or ("yuvj420p" if codec == "mjpeg" else "yuv420p")  # MJPEG: full range
                 if codec == "libx264":
                     video.options = {"preset": "ultrafast"}
+                elif codec == "libx265":
+                    video.options = {"preset": "ultrafast", "x265-params": "log-level=error"}
                 if timestamps_ms is not None:
                     video.codec_context.time_base = Fraction(1, 1000)
                 if rotation:
