@@ -6,6 +6,11 @@ from django.utils.html import format_html, format_html_join
 from detection.models import Detection
 
 
+def dimensions_html(width: int, height: int) -> str:
+    """ "640 x 480" kept on one line in the admin's lists."""
+    return format_html('<span style="white-space:nowrap">{}&thinsp;&times;&thinsp;{}</span>', width, height)
+
+
 class FaceCountFilter(admin.SimpleListFilter):
     title = "faces"
     parameter_name = "faces"
@@ -72,9 +77,7 @@ class DetectionAdmin(admin.ModelAdmin):
     def size(self, detection: Detection) -> str:
         if detection.width is None:
             return "-"
-        return format_html(
-            '<span style="white-space:nowrap">{}&thinsp;&times;&thinsp;{}</span>', detection.width, detection.height
-        )
+        return dimensions_html(detection.width, detection.height)
 
     @admin.display(description="Detector", ordering="detector_profile")
     def detector(self, detection: Detection) -> str:

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from detection.admin import dimensions_html
 from videos.models import Video
 
 
@@ -62,9 +63,7 @@ class VideoAdmin(admin.ModelAdmin):
 
     @admin.display(description="Size")
     def dimensions(self, video: Video) -> str:
-        return format_html(
-            '<span style="white-space:nowrap">{}&thinsp;&times;&thinsp;{}</span>', video.width, video.height
-        )
+        return dimensions_html(video.width, video.height)
 
     @admin.display(description="MB", ordering="size")
     def megabytes(self, video: Video) -> str:
