@@ -44,7 +44,7 @@ def assert_error(response, status: int, code: str) -> dict:
     return error
 
 
-def test_an_upload_is_accepted_pending_with_its_location(client, mp4, media_root):
+def test_an_upload_is_accepted_pending_with_its_location(client, mp4, media_root, settings):
     response = upload(client, mp4, name="../../etc/evil name.avi")
 
     assert response.status_code == 202, response.content
@@ -60,9 +60,9 @@ def test_an_upload_is_accepted_pending_with_its_location(client, mp4, media_root
     # The server's defaults, recorded with the video.
     assert body["annotate_style"] == "box"
     assert (body["detector_profile"], body["min_confidence"], body["detect_every"], body["min_face_size"]) == (
-        "fast",
-        0.4,
-        3,
+        settings.VIDEO_PROFILE,
+        settings.VIDEO_MIN_CONFIDENCE,
+        settings.VIDEO_DETECT_EVERY,
         0,
     )
     # Stored under its own folder with the extension the probe found, not the client's name.
