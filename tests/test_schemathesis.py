@@ -1,6 +1,7 @@
 """Schemathesis against the live server's own OpenAPI schema: thousands of generated requests
 (valid, edge-case and malformed), and not one may get a 5xx."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,4 +44,8 @@ def test_no_generated_request_gets_a_server_error(tmp_path):
         )
 
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:] + server.output()[-3000:]
-    assert "No issues found" in result.stdout
+    # Every generated case passed. Warnings may stand beside them (random ids answered 404, random
+    # bytes refused as videos): they say the data was refused, which is the point.
+    counts = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
+    assert counts and counts[1] == counts[2] and int(counts[1]) > 500, result.stdout[-5000:]
+    assert "failed" not in result.stdout.lower().split("test cases:")[-1], result.stdout[-5000:]

@@ -31,9 +31,10 @@ server = test_browser.server
 console = test_browser.console
 open_page = test_browser.open_page
 
-CLIP_SIZE = (320, 240)
+# Long enough to take more than the half second between two progress messages on a fast machine.
+CLIP_SIZE = (640, 360)
 CLIP_FPS = 25
-CLIP_FRAMES = 2 * CLIP_FPS
+CLIP_FRAMES = 4 * CLIP_FPS
 VIDEO_CARDS = "#videos li.video-card"
 # Every value the progress bar of a video's card takes and every line its state says, in order: the
 # page's own record, kept by a MutationObserver from before the upload.
@@ -57,7 +58,7 @@ RECORD_CARDS = """() => {
 
 
 def faces_video_frames() -> Iterator[np.ndarray]:
-    """Two seconds of a camera panning over a dev photo of two people, 320x240."""
+    """Four seconds of a camera panning over a dev photo of two people, 640x360."""
     photo = cv2.imread(str(require_dev_set() / "images" / FACES_PHOTO))
     return pan_frames(photo, width=CLIP_SIZE[0], height=CLIP_SIZE[1], frames=CLIP_FRAMES)
 
@@ -166,8 +167,8 @@ def test_a_video_uploads_shows_its_progress_and_plays_on_every_page(
     expect(row.locator(".upload-status")).to_contain_text("tracked, ready to play below")
     for page in (uploader, watcher):
         card = card_of(page, video_id)
-        expect(card.locator(".video-state")).to_contain_text(re.compile(r"\d+ faces? tracked · 0:02"))
-        expect(card.locator(".video-title")).to_contain_text("320\N{MULTIPLICATION SIGN}240")
+        expect(card.locator(".video-state")).to_contain_text(re.compile(r"\d+ faces? tracked · 0:04"))
+        expect(card.locator(".video-title")).to_contain_text("640\N{MULTIPLICATION SIGN}360")
         expect_playing(page, f'{VIDEO_CARDS}[data-id="{video_id}"]', video)
     expect(card_of(uploader, video_id).locator(".video-title")).to_contain_text("couple.mp4")
 
@@ -209,7 +210,7 @@ def test_a_page_opened_later_catches_up_and_fits_a_phone(
     card = card_of(page, video["id"])
     expect(card).to_have_count(1)
     expect(card).to_have_attribute("data-status", "done")
-    expect(card.locator(".video-title")).to_have_text("Video · 0:02 · 320\N{MULTIPLICATION SIGN}240")
+    expect(card.locator(".video-title")).to_have_text("Video · 0:04 · 640\N{MULTIPLICATION SIGN}360")
     expect_playing(page, f'{VIDEO_CARDS}[data-id="{video["id"]}"]', video)
     ids = [item.get_attribute("data-id") for item in page.locator(VIDEO_CARDS).all()]
     assert len(ids) == len(set(ids)), ids
