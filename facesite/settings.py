@@ -13,8 +13,7 @@ from facesite.layers import channel_layers
 from facesite.sqlite import SQLITE_ENGINE
 from facesite.task_backends import rq_queues, task_backends
 from vision.engines import DEFAULT_ENGINE, ENGINES
-from vision.profiles import PROFILES
-from vision.video_pipeline import MAX_DETECT_EVERY
+from vision.profiles import MAX_DETECT_EVERY, PROFILES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # What the server writes unless told otherwise: the SQLite database, the generated secret key and the

@@ -9,7 +9,7 @@ from detection.serializers import DetectionErrorSerializer
 from videos.models import Video
 from vision.detector import PROFILES
 from vision.imaging import ANNOTATORS
-from vision.video_pipeline import MAX_DETECT_EVERY
+from vision.profiles import MAX_DETECT_EVERY
 
 
 def _url(field) -> str | None:

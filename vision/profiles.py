@@ -75,3 +75,9 @@ PROFILES = {
         ),
     )
 }
+
+
+# A video's detector runs on every Nth frame, N at most this: the video tracker holds (MISSED_ROUNDS
+# + 1) rounds of frames back (vision.tracking), 44 of them at 10, 132 MB at 1080p. Here, light to
+# import, because the settings check VIDEO_DETECT_EVERY against it.
+MAX_DETECT_EVERY = 10

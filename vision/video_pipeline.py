@@ -31,6 +31,7 @@ import numpy as np
 from vision.errors import CorruptVideo, InvalidParameter, VideoCancelled, VideoTooLarge
 from vision.faces import Box, Face
 from vision.imaging import ANONYMISING_STYLES, annotate, anonymise_in_place, encode_jpeg
+from vision.profiles import MAX_DETECT_EVERY
 from vision.tracking import FaceTracker, Track, TrackedBox, detection_floor
 from vision.video_files import (
     VideoInfo,
@@ -64,9 +65,6 @@ AAC_BIT_RATE = 160_000
 # Frames waiting between two threads: enough to keep each busy, few enough to bound memory
 # (a 1080p I420 frame is 3 MB; from 2 to 6 a 1080p job's peak RSS grew 20 MB).
 QUEUE_FRAMES = 4
-# The most frames apart the detector may run: the tracker holds (MISSED_ROUNDS + 1) rounds of
-# frames back (vision.tracking): 44 of them at 10, 132 MB at 1080p.
-MAX_DETECT_EVERY = 10
 # How often should_stop is asked, in seconds.
 STOP_POLL_SECONDS = 1.0
 # Undecodable packets in a row past which the video is given up as corrupt.
